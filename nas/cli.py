@@ -1,0 +1,48 @@
+"""The ``nas`` command: one subcommand per module of ``nas.commands``.
+
+Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``, and keeps
+heavy imports inside ``run`` so that ``nas --help`` stays fast. Errors the user can fix
+(:class:`nas.errors.NasError`) are printed as one line with a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nas.errors import NasError
+
+COMMANDS = ("info", "sample", "train", "latency", "search", "pareto", "analyze", "export")
+
+
+def _available() -> dict:
+    modules = {}
+    for name in COMMANDS:
+        try:
+            modules[name] = importlib.import_module(f"nas.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"nas.commands.{name}":
+                raise
+    return modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nas", description=__import__("nas").__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = _available()
+    for name, module in modules.items():
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.command].run(args) or 0
+    except NasError as e:
+        print(f"nas {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``nas info``: complexity, receptive fields and architecture of one network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "print FLOPs, params, activations, MAC, receptive fields and stages of a network"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="network config YAML (or a generator spec)")
+    p.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.config import load_network
+    from nas.network import complexity
+
+    net = load_network(args.config)
+    cx = complexity(net, args.resolution, args.num_classes)
+    stages = [{"block": s.block, "depth": s.depth, "width": s.width, "stride": s.stride,
+               "resolution": s.resolution, "receptive_field": s.receptive_field,
+               "flops": s.flops, "params": s.params, "acts": s.acts, "mac": s.mac,
+               **_extra(stage)} for s, stage in zip(cx.stages, net.stages)]
+    if args.json:
+        print(json.dumps({**cx.totals(), "receptive_field": cx.receptive_field,
+                          "resolution": args.resolution, "num_classes": args.num_classes,
+                          "stages": stages, "config": net.to_dict()}))
+        return 0
+    print(f"{args.config} at {args.resolution}x{args.resolution}, {args.num_classes} classes")
+    print(f"  flops {human(cx.flops)}  params {human(cx.params)}  acts {human(cx.acts)}  "
+          f"mac {human(cx.mac)}  receptive field {cx.receptive_field}")
+    print(f"  stem: {net.stem.kind}, width {net.stem.width}")
+    header = ("stage", "block", "depth", "width", "stride", "out", "rf", "flops", "params",
+              "acts", "mac", "settings")
+    rows = [(f"s{i}", s["block"], s["depth"], s["width"], s["stride"],
+             f"{s['resolution']}x{s['resolution']}", s["receptive_field"], human(s["flops"]),
+             human(s["params"]), human(s["acts"]), human(s["mac"]), _settings(stage))
+            for i, (s, stage) in enumerate(zip(stages, net.stages), 1)]
+    print(table(header, rows))
+    head = net.head
+    print(f"  head: {'BN-ReLU, ' if head.preact else ''}"
+          f"{f'1x1 conv to {head.width}, ' if head.width else ''}pool, linear")
+    return 0
+
+
+def _extra(stage) -> dict:
+    return {"group_width": stage.group_w} if hasattr(stage, "group_w") else {}
+
+
+def _settings(stage) -> str:
+    common = {"block", "depth", "width", "stride"}
+    return " ".join(f"{k}={v}" for k, v in stage.to_dict().items()
+                    if k not in common and v not in (0, 0.0, None))
+
+
+def human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def table(header: tuple, rows: list[tuple]) -> str:
+    """Plain right-aligned text table."""
+    cells = [tuple(map(str, header))] + [tuple(map(str, r)) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)

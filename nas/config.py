@@ -1,0 +1,194 @@
+"""The network config: a stem, stages of block families and a head, as a plain value.
+
+It round-trips through dicts, YAML and JSON; ``validate`` names the field at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from nas.blocks import FAMILIES, ConfigError, Stage
+from nas.blocks.layers import ACTIVATIONS
+
+STEMS = ("simple", "resnet", "deep", "cifar", "shufflenet")
+
+
+@dataclass(frozen=True)
+class Stem:
+    """simple: 3x3/2 conv (pycls); resnet: 7x7/2 conv + 3x3/2 max-pool; deep: ResNet-C's three
+    3x3 convs (width/2, width/2, width; the first strided) + max-pool; cifar: 3x3/1 conv;
+    shufflenet: 3x3/2 conv + 3x3/2 max-pool."""
+
+    kind: str = "simple"
+    width: int = 32
+    act: str = "relu"
+
+
+@dataclass(frozen=True)
+class Head:
+    """Optional BN-ReLU (pre-activation networks), optional 1x1 conv to ``width``, global
+    average pool, dropout and the linear classifier."""
+
+    width: int = 0
+    act: str = "relu"
+    preact: bool = False
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Network:
+    stages: tuple[Stage, ...]
+    stem: Stem = field(default_factory=Stem)
+    head: Head = field(default_factory=Head)
+
+    def widths(self) -> list[int]:
+        """Output width of the stem and of every stage."""
+        ws = [self.stem.width]
+        for stage in self.stages:
+            ws.append(stage.out_width(ws[-1]))
+        return ws
+
+    def validate(self) -> "Network":
+        _check_part("stem", self.stem, kind=STEMS, act=tuple(ACTIVATIONS))
+        _check_positive("stem.width", self.stem.width)
+        _check_part("head", self.head, act=tuple(ACTIVATIONS))
+        if self.head.width < 0:
+            raise ConfigError(f"head.width: must be 0 (no conv) or positive, got {self.head.width}")
+        if not 0 <= self.head.dropout < 1:
+            raise ConfigError(f"head.dropout: must be in [0, 1), got {self.head.dropout}")
+        if not self.stages:
+            raise ConfigError("stages: at least one stage is needed")
+        w_in = self.stem.width
+        for i, stage in enumerate(self.stages):
+            try:
+                stage.check(w_in)
+            except ConfigError as e:
+                raise ConfigError(f"stages[{i}].{e}") from None
+            w_in = stage.out_width(w_in)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stem": dataclasses.asdict(self.stem),
+                "stages": [s.to_dict() for s in self.stages],
+                "head": dataclasses.asdict(self.head)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Network":
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: expected a mapping with 'stages', got {type(data).__name__}")
+        _no_unknown("config", data, {"stem", "stages", "head"})
+        if not isinstance(data.get("stages"), list):
+            raise ConfigError("stages: expected a list of stages")
+        stages = tuple(_stage_from_dict(i, s) for i, s in enumerate(data["stages"]))
+        stem = _typed("stem", Stem, data.get("stem") or {})
+        head = _typed("head", Head, data.get("head") or {})
+        return cls(stages, stem, head).validate()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Network":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "Network":
+        return cls.from_dict(yaml.safe_load(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, turning a missing or malformed file into one ConfigError line."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from None
+
+
+def _stage_from_dict(i: int, data: Any) -> Stage:
+    where = f"stages[{i}]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    data = dict(data)
+    name = data.pop("block", None)
+    if name not in FAMILIES:
+        raise ConfigError(f"{where}.block: unknown family {name!r}; "
+                          f"choose from {', '.join(FAMILIES)}")
+    cls = FAMILIES[name]
+    return _typed(where, cls, data, required={"depth", "width", "growth"} & _names(cls))
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _typed(where: str, cls: type, data: Any, required: set[str] = frozenset()):
+    """Build dataclass ``cls`` from a mapping, checking names, presence and types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    data = dict(data)
+    hints = get_type_hints(cls)
+    _no_unknown(where, data, _names(cls))
+    for f in fields(cls):
+        if f.name in required and f.name not in data:
+            raise ConfigError(f"{where}.{f.name}: missing")
+        if f.name in data:
+            data[f.name] = _coerce(f"{where}.{f.name}", hints[f.name], data[f.name])
+    return cls(**data)
+
+
+def _coerce(where: str, hint: Any, value: Any) -> Any:
+    ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          bool: lambda v: isinstance(v, bool),
+          str: lambda v: isinstance(v, str)}
+    if hint in ok:
+        if not ok[hint](value):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return float(value) if hint is float else value
+    return value
+
+
+def _no_unknown(where: str, data: dict, known: set[str]) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of "
+                          f"{', '.join(sorted(known))}")
+
+
+def _check_part(where: str, part: Any, **choices: tuple[str, ...]) -> None:
+    for name, allowed in choices.items():
+        value = getattr(part, name)
+        if value not in allowed:
+            raise ConfigError(f"{where}.{name}: must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _check_positive(where: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{where}: must be a positive integer, got {value}")
+
+
+def load_network(path: str | Path) -> Network:
+    """A network from a config YAML file; errors name the file."""
+    try:
+        return Network.from_dict(load_yaml(path))
+    except ConfigError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") \
+            from None

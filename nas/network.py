@@ -1,0 +1,140 @@
+"""A network config made into a PyTorch module, and counted analytically the same way.
+
+The module is ``stem``, ``s1`` ... ``sN`` (each an ``nn.Sequential`` of blocks ``b1`` ...) and
+``head``: pycls's AnyNet layout, so parameter names read like ``s2.b1.a.conv.weight``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from nas.blocks.layers import BNAct, ConvBN
+from nas.config import Head, Network
+from nas.cost.complexity import Complexity, Cx, StageCost
+
+
+STEM_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "shufflenet": (3, 2)}
+POOLED_STEMS = ("resnet", "deep", "shufflenet")
+
+
+class StemModule(nn.Sequential):
+    def __init__(self, kind: str, w_out: int, act: str = "relu"):
+        super().__init__()
+        if kind == "deep":
+            self.conv1 = ConvBN(3, w_out // 2, 3, 2, act=act)
+            self.conv2 = ConvBN(w_out // 2, w_out // 2, 3, 1, act=act)
+            self.conv3 = ConvBN(w_out // 2, w_out, 3, 1, act=act)
+        else:
+            k, stride = STEM_CONV[kind]
+            self.conv = ConvBN(3, w_out, k, stride, act=act)
+        if kind in POOLED_STEMS:
+            self.pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+
+    @staticmethod
+    def complexity(cx: Cx, kind: str, w_out: int, act: str = "relu") -> Cx:
+        if kind == "deep":
+            ConvBN.complexity(cx, 3, w_out // 2, 3, 2)
+            ConvBN.complexity(cx, w_out // 2, w_out // 2, 3, 1)
+            ConvBN.complexity(cx, w_out // 2, w_out, 3, 1)
+        else:
+            k, stride = STEM_CONV[kind]
+            ConvBN.complexity(cx, 3, w_out, k, stride)
+        if kind in POOLED_STEMS:
+            cx.pool(w_out, 3, 2)
+        return cx
+
+
+class HeadModule(nn.Module):
+    def __init__(self, w_in: int, num_classes: int, width: int = 0, act: str = "relu",
+                 preact: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.preact = BNAct(w_in) if preact else None
+        self.conv = ConvBN(w_in, width, 1, act=act) if width else None
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout else None
+        self.fc = nn.Linear(width or w_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preact is not None:
+            x = self.preact(x)
+        if self.conv is not None:
+            x = self.conv(x)
+        x = self.pool(x).flatten(1)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.fc(x)
+
+    @staticmethod
+    def complexity(cx: Cx, w_in: int, num_classes: int, width: int = 0, act: str = "relu",
+                   preact: bool = False, dropout: float = 0.0) -> Cx:
+        if preact:
+            BNAct.complexity(cx, w_in)
+        if width:
+            ConvBN.complexity(cx, w_in, width, 1, act=act)
+        c = width or w_in
+        return cx.global_pool(c).linear(c, num_classes)
+
+
+class Net(nn.Module):
+    def __init__(self, config: Network, num_classes: int = 1000):
+        super().__init__()
+        config.validate()
+        self.stem = StemModule(config.stem.kind, config.stem.width, config.stem.act)
+        w_in = config.stem.width
+        for i, stage in enumerate(config.stages, 1):
+            self.add_module(f"s{i}", nn.Sequential(OrderedDict(
+                (f"b{j}", unit.build()) for j, unit in enumerate(stage.units(w_in), 1))))
+            w_in = stage.out_width(w_in)
+        self.head = HeadModule(w_in, num_classes, **_head_kwargs(config.head))
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.children():
+            x = module(x)
+        return x
+
+    def reset_parameters(self) -> None:
+        """pycls's initialization: He-normal convs (fan-out), unit BN, small normal classifier."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0.0, (2.0 / fan_out) ** 0.5)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+
+def build(config: Network, num_classes: int = 1000) -> Net:
+    return Net(config, num_classes)
+
+
+def complexity(config: Network, resolution: int = 224, num_classes: int = 1000) -> Complexity:
+    """Analytic FLOPs, params, acts, MAC and receptive field, per stage and in total."""
+    cx = Cx(resolution, resolution)
+    StemModule.complexity(cx, config.stem.kind, config.stem.width, config.stem.act)
+    stages, w_in = [], config.stem.width
+    for stage in config.stages:
+        before = (cx.flops, cx.params, cx.acts, cx.mac)
+        for unit in stage.units(w_in):
+            unit.complexity(cx)
+        w_in = stage.out_width(w_in)
+        stages.append(StageCost(
+            stage.block, stage.depth, w_in, stage.stride,
+            cx.flops - before[0], cx.params - before[1], cx.acts - before[2], cx.mac - before[3],
+            cx.h, cx.rf))
+    HeadModule.complexity(cx, w_in, num_classes, **_head_kwargs(config.head))
+    return Complexity(cx.flops, cx.params, cx.acts, cx.mac, stages[-1].receptive_field,
+                      tuple(stages))
+
+
+def _head_kwargs(head: Head) -> dict:
+    return dict(width=head.width, act=head.act, preact=head.preact, dropout=head.dropout)
+
