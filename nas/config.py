@@ -54,7 +54,7 @@ class Network:
             ws.append(stage.out_width(ws[-1]))
         return ws
 
-    def validate(self) -> "Network":
+    def validate(self) -> Network:
         _check_part("stem", self.stem, kind=STEMS, act=tuple(ACTIVATIONS))
         _check_positive("stem.width", self.stem.width)
         _check_part("head", self.head, act=tuple(ACTIVATIONS))
@@ -79,9 +79,9 @@ class Network:
                 "head": dataclasses.asdict(self.head)}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Network":
+    def from_dict(cls, data: Any) -> Network:
         if not isinstance(data, dict):
-            raise ConfigError(f"config: expected a mapping with 'stages', got {type(data).__name__}")
+            raise ConfigError(f"config: expected a mapping with 'stages', got {data!r}")
         _no_unknown("config", data, {"stem", "stages", "head"})
         if not isinstance(data.get("stages"), list):
             raise ConfigError("stages: expected a list of stages")
@@ -97,11 +97,11 @@ class Network:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Network":
+    def from_json(cls, text: str) -> Network:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_yaml(cls, text: str) -> "Network":
+    def from_yaml(cls, text: str) -> Network:
         return cls.from_dict(yaml.safe_load(text))
 
     def save(self, path: str | Path) -> None:

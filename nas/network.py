@@ -6,15 +6,13 @@ The module is ``stem``, ``s1`` ... ``sN`` (each an ``nn.Sequential`` of blocks `
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 
+from nas.blocks.base import Unit
 from nas.blocks.layers import BNAct, ConvBN
-from nas.config import Head, Network
+from nas.config import Network
 from nas.cost.complexity import Complexity, Cx, StageCost
-
 
 STEM_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "shufflenet": (3, 2)}
 POOLED_STEMS = ("resnet", "deep", "shufflenet")
@@ -78,17 +76,35 @@ class HeadModule(nn.Module):
         return cx.global_pool(c).linear(c, num_classes)
 
 
+def layout(config: Network, num_classes: int = 1000) -> list[tuple[str, Unit]]:
+    """The network as named units, in order: ``stem``, ``s1.b1`` ..., ``head``.
+
+    The one expansion of a config that building, counting and latency tables all walk.
+    """
+    units = [("stem", Unit(StemModule, dict(kind=config.stem.kind, w_out=config.stem.width,
+                                              act=config.stem.act)))]
+    w_in = config.stem.width
+    for i, stage in enumerate(config.stages, 1):
+        units += [(f"s{i}.b{j}", unit) for j, unit in enumerate(stage.units(w_in), 1)]
+        w_in = stage.out_width(w_in)
+    head = config.head
+    units.append(("head", Unit(HeadModule, dict(w_in=w_in, num_classes=num_classes,
+                                                width=head.width, act=head.act,
+                                                preact=head.preact, dropout=head.dropout))))
+    return units
+
+
 class Net(nn.Module):
     def __init__(self, config: Network, num_classes: int = 1000):
         super().__init__()
-        config.validate()
-        self.stem = StemModule(config.stem.kind, config.stem.width, config.stem.act)
-        w_in = config.stem.width
-        for i, stage in enumerate(config.stages, 1):
-            self.add_module(f"s{i}", nn.Sequential(OrderedDict(
-                (f"b{j}", unit.build()) for j, unit in enumerate(stage.units(w_in), 1))))
-            w_in = stage.out_width(w_in)
-        self.head = HeadModule(w_in, num_classes, **_head_kwargs(config.head))
+        for name, unit in layout(config.validate(), num_classes):
+            stage, _, block = name.partition(".")
+            if block:
+                if not hasattr(self, stage):
+                    self.add_module(stage, nn.Sequential())
+                getattr(self, stage).add_module(block, unit.build())
+            else:
+                self.add_module(name, unit.build())
         self.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,22 +135,14 @@ def build(config: Network, num_classes: int = 1000) -> Net:
 def complexity(config: Network, resolution: int = 224, num_classes: int = 1000) -> Complexity:
     """Analytic FLOPs, params, acts, MAC and receptive field, per stage and in total."""
     cx = Cx(resolution, resolution)
-    StemModule.complexity(cx, config.stem.kind, config.stem.width, config.stem.act)
-    stages, w_in = [], config.stem.width
-    for stage in config.stages:
+    spent: dict[str, list[int]] = {}  # stage name -> flops, params, acts, mac spent in it
+    for name, unit in layout(config, num_classes):
         before = (cx.flops, cx.params, cx.acts, cx.mac)
-        for unit in stage.units(w_in):
-            unit.complexity(cx)
-        w_in = stage.out_width(w_in)
-        stages.append(StageCost(
-            stage.block, stage.depth, w_in, stage.stride,
-            cx.flops - before[0], cx.params - before[1], cx.acts - before[2], cx.mac - before[3],
-            cx.h, cx.rf))
-    HeadModule.complexity(cx, w_in, num_classes, **_head_kwargs(config.head))
-    return Complexity(cx.flops, cx.params, cx.acts, cx.mac, stages[-1].receptive_field,
-                      tuple(stages))
-
-
-def _head_kwargs(head: Head) -> dict:
-    return dict(width=head.width, act=head.act, preact=head.preact, dropout=head.dropout)
-
+        unit.complexity(cx)
+        after = (cx.flops, cx.params, cx.acts, cx.mac, cx.h, cx.rf)
+        part = spent.setdefault(name.split(".")[0], [0, 0, 0, 0, 0, 0])
+        part[:4] = [p + a - b for p, a, b in zip(part, after, before)]
+        part[4:] = after[4:]
+    stages = tuple(StageCost(stage.block, stage.depth, width, stage.stride, *spent[f"s{i}"])
+                   for i, (stage, width) in enumerate(zip(config.stages, config.widths()[1:]), 1))
+    return Complexity(cx.flops, cx.params, cx.acts, cx.mac, stages[-1].receptive_field, stages)

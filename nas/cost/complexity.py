@@ -55,7 +55,7 @@ class Cx:
         return n_in
 
     def conv(self, w_in: int, w_out: int, k: int, stride: int = 1, groups: int = 1,
-             bias: bool = False) -> "Cx":
+             bias: bool = False) -> Cx:
         n_in = self._spatial(k, stride)
         n_out = self.h * self.w
         weights = k * k * w_in * w_out // groups + (w_out if bias else 0)
@@ -65,7 +65,7 @@ class Cx:
         self.mac += w_in * n_in + w_out * n_out + weights
         return self
 
-    def linear(self, w_in: int, w_out: int, bias: bool = True) -> "Cx":
+    def linear(self, w_in: int, w_out: int, bias: bool = True) -> Cx:
         weights = w_in * w_out + (w_out if bias else 0)
         self.flops += weights
         self.params += weights
@@ -73,29 +73,29 @@ class Cx:
         self.mac += w_in + w_out + weights
         return self
 
-    def bn(self, c: int, folded: bool = True) -> "Cx":
+    def bn(self, c: int, folded: bool = True) -> Cx:
         """Batch norm: 2c params; folded into the previous convolution it moves no memory."""
         self.params += 2 * c
         if not folded:
             self.elementwise(c)
         return self
 
-    def elementwise(self, c: int, inputs: int = 1) -> "Cx":
+    def elementwise(self, c: int, inputs: int = 1) -> Cx:
         """An op reading ``inputs`` tensors of c channels and writing one (activation, add)."""
         self.mac += (inputs + 1) * c * self.h * self.w
         return self
 
-    def pool(self, c: int, k: int, stride: int) -> "Cx":
+    def pool(self, c: int, k: int, stride: int) -> Cx:
         n_in = self._spatial(k, stride)
         self.mac += c * (n_in + self.h * self.w)
         return self
 
-    def global_pool(self, c: int) -> "Cx":
+    def global_pool(self, c: int) -> Cx:
         self.mac += c * (self.h * self.w + 1)
         self.h = self.w = 1
         return self
 
-    def se(self, c: int, w_se: int) -> "Cx":
+    def se(self, c: int, w_se: int) -> Cx:
         """Squeeze-and-excitation on c channels with a w_se bottleneck (1x1 convs with bias)."""
         h, w = self.h, self.w
         self.global_pool(c)
