@@ -29,7 +29,7 @@ class StemModule(nn.Sequential):
             k, stride = STEM_CONV[kind]
             self.conv = ConvBN(3, w_out, k, stride, act=act)
         if kind in POOLED_STEMS:
-            self.pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+            self.pool = nn.MaxPool2d(3, 2, 1)
 
     @staticmethod
     def complexity(cx: Cx, kind: str, w_out: int, act: str = "relu") -> Cx:
@@ -135,14 +135,13 @@ def build(config: Network, num_classes: int = 1000) -> Net:
 def complexity(config: Network, resolution: int = 224, num_classes: int = 1000) -> Complexity:
     """Analytic FLOPs, params, acts, MAC and receptive field, per stage and in total."""
     cx = Cx(resolution, resolution)
-    spent: dict[str, list[int]] = {}  # stage name -> flops, params, acts, mac spent in it
+    ends: dict[str, tuple[int, ...]] = {}  # stem, s1 ...: flops, params, acts, mac, h, rf after
     for name, unit in layout(config, num_classes):
-        before = (cx.flops, cx.params, cx.acts, cx.mac)
         unit.complexity(cx)
-        after = (cx.flops, cx.params, cx.acts, cx.mac, cx.h, cx.rf)
-        part = spent.setdefault(name.split(".")[0], [0, 0, 0, 0, 0, 0])
-        part[:4] = [p + a - b for p, a, b in zip(part, after, before)]
-        part[4:] = after[4:]
-    stages = tuple(StageCost(stage.block, stage.depth, width, stage.stride, *spent[f"s{i}"])
-                   for i, (stage, width) in enumerate(zip(config.stages, config.widths()[1:]), 1))
+        ends[name.partition(".")[0]] = (cx.flops, cx.params, cx.acts, cx.mac, cx.h, cx.rf)
+    totals = list(ends.values())
+    stages = tuple(StageCost(stage.block, stage.depth, width, stage.stride,
+                             *(a - b for a, b in zip(end[:4], start[:4])), *end[4:])
+                   for stage, width, start, end
+                   in zip(config.stages, config.widths()[1:], totals, totals[1:]))
     return Complexity(cx.flops, cx.params, cx.acts, cx.mac, stages[-1].receptive_field, stages)

@@ -44,6 +44,10 @@ class Stage:
         """The blocks of this stage, given the width coming in."""
         raise NotImplementedError
 
+    def block_inputs(self, w_in: int) -> list[tuple[int, int]]:
+        """Input width and stride of each block: the first takes the stage's, the rest width, 1."""
+        return [(w_in, self.stride)] + [(self.width, 1)] * (self.depth - 1)
+
     def check(self, w_in: int) -> None:
         """Raise ConfigError, naming the field, if the stage cannot be built after w_in."""
         require(self.depth >= 1, "depth", f"must be a positive integer, got {self.depth}")

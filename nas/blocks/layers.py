@@ -41,6 +41,19 @@ class BNAct(nn.Sequential):
         return cx.bn(c, folded=False).elementwise(c)
 
 
+class PreactConv(nn.Sequential):
+    """Batch norm, ReLU, then a k x k convolution (padding k // 2, no bias): DenseNet's layer."""
+
+    def __init__(self, w_in: int, w_out: int, k: int = 1):
+        super().__init__()
+        self.preact = BNAct(w_in)
+        self.conv = nn.Conv2d(w_in, w_out, k, 1, k // 2, bias=False)
+
+    @staticmethod
+    def complexity(cx: Cx, w_in: int, w_out: int, k: int = 1) -> Cx:
+        return BNAct.complexity(cx, w_in).conv(w_in, w_out, k)
+
+
 class SE(nn.Module):
     """Squeeze-and-excitation: global pool, 1x1 conv to w_se, ReLU, 1x1 conv back, sigmoid gate."""
 

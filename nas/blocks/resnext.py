@@ -99,8 +99,7 @@ class ResNeXt(Stage):
                 f"must be one of {', '.join(SHORTCUTS)}, got {self.shortcut!r}")
 
     def units(self, w_in: int) -> list[Unit]:
-        params = dict(bot_mul=self.bot_mul, group_w=self.group_w, se=self.se,
-                      shortcut=self.shortcut)
-        return [Unit(ResNeXtBlock, dict(w_in=w_in if i == 0 else self.width, w_out=self.width,
-                                        stride=self.stride if i == 0 else 1, **params))
-                for i in range(self.depth)]
+        return [Unit(ResNeXtBlock, dict(w_in=w, w_out=self.width, stride=stride,
+                                        bot_mul=self.bot_mul, group_w=self.group_w, se=self.se,
+                                        shortcut=self.shortcut))
+                for w, stride in self.block_inputs(w_in)]
