@@ -185,9 +185,15 @@ def _check_positive(where: str, value: int) -> None:
 
 
 def load_network(path: str | Path) -> Network:
-    """A network from a config YAML file; errors name the file."""
+    """A network from a config YAML file or a generator spec (``generator: regnet``, ...);
+    errors name the file."""
     try:
-        return Network.from_dict(load_yaml(path))
+        data = load_yaml(path)
+        if isinstance(data, dict) and "generator" in data:
+            from nas.generators import from_spec  # nas.generators imports this module
+
+            return from_spec(data)
+        return Network.from_dict(data)
     except ConfigError as e:
         message = str(e)
         raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") \

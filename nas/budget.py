@@ -1,0 +1,46 @@
+"""FLOPs budgets: counts written like ``400MF``, ``1.6GF``, ``0.4G``, ``400M`` or ``4e8``.
+
+A budget is a FLOPs ceiling of the deployment network (by default 224x224 input and 1000
+classes, as in the RegNet paper). A band ``r`` adds the floor ``r * budget``, as pycls's design-
+space studies compare networks of nearly equal cost.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nas.errors import ConfigError
+
+SCALES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+COUNT = re.compile(r"(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*([kmgt]?)f?", re.IGNORECASE)
+
+
+def parse_count(text: str | float, what: str = "budget") -> int:
+    """A positive count from a number or a string like 400MF (case and the F are optional)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        match = COUNT.fullmatch(str(text).strip())
+        if not match:
+            raise ConfigError(f"{what}: expected a count like 400MF, 1.6GF, 0.4G, 400M or 4e8, "
+                              f"got {text!r}")
+        number, exponent, unit = match.groups()
+        value = float(number + (exponent or "")) * SCALES[unit.lower()]
+    if not value >= 1:
+        raise ConfigError(f"{what}: must be at least 1, got {text!r}")
+    return round(value)
+
+
+def band(ceiling: int, ratio: float) -> tuple[int, int]:
+    """The FLOPs range [ratio * ceiling, ceiling] of a design-space study."""
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"band: must be a ratio in (0, 1], got {ratio}")
+    return round(ratio * ceiling), ceiling
+
+
+def flops_text(flops: float) -> str:
+    """A FLOPs count the way budgets are written: 400MF, 1.6GF."""
+    for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if flops >= scale:
+            return f"{flops / scale:.4g}{unit}F"
+    return f"{flops:.4g}F"

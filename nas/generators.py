@@ -1,0 +1,191 @@
+"""Network generators: pure functions from a few parameter values to a :class:`Network`.
+
+``regnet`` is the quantized linear rule of Radosavovic et al. (2020), computed exactly as pycls
+does; ``anynet`` takes every stage's settings freely. Both work for every block family: a
+generated stage size is the stage's ``width`` (DenseNet's ``growth``), and the family's own
+parameters pass through unchanged. ResNeXt stages get pycls's compatibility step, which makes
+the bottleneck width a multiple of the group width (:func:`compatible`).
+
+The generators take values of the right types (a space's draws are); :func:`from_spec`, the
+entry point for user files, checks types first.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from itertools import groupby
+from typing import Any, get_type_hints
+
+import numpy as np
+
+from nas.blocks import FAMILIES, Stage
+from nas.blocks.base import require
+from nas.config import Head, Network, Stem, _coerce
+from nas.errors import ConfigError
+
+QUANTUM = 8  # RegNet widths are multiples of 8
+
+
+def regnet_widths(d, w0, wa, wm) -> np.ndarray:
+    """Per-block widths of the RegNet rule, for one network or many (arrays of parameters).
+
+    u_j = w0 + wa * j, s_j = round(log(u_j / w0) / log(wm)), w_j = 8 * round(w0 * wm^s_j / 8),
+    with numpy's rounding (half to even) as in pycls. Rows are networks; entries past a
+    network's depth are 0.
+    """
+    d, w0, wa, wm = (np.atleast_1d(x)[:, None] for x in (d, w0, wa, wm))
+    j = np.arange(d.max())
+    steps = np.round(np.log((j * wa + w0) / w0) / np.log(wm))
+    widths = np.round(w0 * np.power(wm, steps) / QUANTUM).astype(int) * QUANTUM
+    return np.where(j < d, widths, 0)
+
+
+def stage_counts(widths: np.ndarray) -> np.ndarray:
+    """Number of stages (runs of equal width) of each row of :func:`regnet_widths`."""
+    return 1 + np.count_nonzero((widths[:, 1:] != widths[:, :-1]) & (widths[:, 1:] > 0), axis=1)
+
+
+def stage_runs(widths: np.ndarray) -> list[tuple[int, int]]:
+    """(depth, width) of each stage, from one row of :func:`regnet_widths`."""
+    return [(len(list(run)), w) for w, run in groupby(widths.tolist()) if w]
+
+
+def regnet_stages(d: int, w0: int, wa: float, wm: float) -> list[tuple[int, int]]:
+    """(depth, width) of each stage of one RegNet, checking the parameters."""
+    require(_is_int(d) and d >= 1, "d", f"must be a positive integer, got {d!r}")
+    require(_is_int(w0) and w0 > 0 and w0 % QUANTUM == 0, "w0",
+            f"must be a positive multiple of {QUANTUM}, got {w0!r}")
+    require(_is_real(wa) and wa >= 0, "wa", f"must be a number >= 0, got {wa!r}")
+    require(_is_real(wm) and wm > 1, "wm", f"must be a number > 1, got {wm!r}")
+    return stage_runs(regnet_widths(d, w0, wa, wm)[0])
+
+
+def compatible(width: int, bot_mul: float, group_w: int) -> tuple[int, int]:
+    """pycls's compatibility step; returns (width, group width).
+
+    The group width becomes at most the bottleneck width w * b, which is rounded (half to even)
+    to a multiple of it (and of b when b is an integer > 1); the width follows from it.
+    """
+    if width < 1 or group_w < 1 or bot_mul <= 0 or (bot_mul > 1 and bot_mul % 1):
+        raise ConfigError(f"width {width}, bot_mul {bot_mul}, group_w {group_w}: need a positive "
+                          "width and group width, and bot_mul below 1 or a positive integer")
+    w_b = int(max(1, width * bot_mul))
+    group_w = min(group_w, w_b)
+    multiple = math.lcm(group_w, int(bot_mul)) if bot_mul > 1 else group_w
+    w_b = max(multiple, round(w_b / multiple) * multiple)
+    return int(w_b / bot_mul), group_w
+
+
+def regnet(d: int, w0: int, wa: float, wm: float, *, stem: Mapping | None = None,
+           head: Mapping | None = None, **settings) -> Network:
+    """A RegNet: the rule's stages of one block family (settings as for :func:`rule_stages`)."""
+    return anynet(rule_stages(regnet_stages(d, w0, wa, wm), **settings), stem=stem, head=head)
+
+
+def rule_stages(stages: Sequence[tuple[int, int]], *, block: str = "resnext", se: float = 0.0,
+                **block_params) -> list[dict[str, Any]]:
+    """Stage settings for (depth, width) pairs of one block family, each starting with stride 2.
+
+    ``block_params`` are the family's own stage fields; ResNeXt needs ``group_w`` and takes
+    ``bot_mul`` (default 1).
+    """
+    if block == "resnext":
+        require("group_w" in block_params, "group_w", "missing: ResNeXt stages need a group width")
+    return [{"block": block, "depth": depth, "width": width, "se": se, **block_params}
+            for depth, width in stages]
+
+
+def anynet(stages: Sequence[Mapping[str, Any]], *, stem: Mapping | None = None,
+           head: Mapping | None = None) -> Network:
+    """A network of freely set stages: each a mapping of ``block`` and its stage fields.
+
+    ``stride`` defaults to 2; a DenseNet stage's ``width`` is its growth rate; ResNeXt stages
+    get the compatibility step.
+    """
+    return assemble(stages, stem, head).validate()
+
+
+def assemble(stages: Sequence[Mapping[str, Any]], stem: Mapping | None = None,
+             head: Mapping | None = None) -> Network:
+    """:func:`anynet` before validation (for samplers that validate only what they keep)."""
+    return Network(tuple(_stage(i, dict(s)) for i, s in enumerate(stages)),
+                   _part("stem", Stem, stem or {}), _part("head", Head, head or {}))
+
+
+def _stage(i: int, settings: dict[str, Any]) -> Stage:
+    block = settings.pop("block", "resnext")
+    if block not in FAMILIES:
+        raise ConfigError(f"stages[{i}].block: unknown family {block!r}; "
+                          f"choose from {', '.join(FAMILIES)}")
+    settings.setdefault("stride", 2)
+    if block == "densenet" and "width" in settings:
+        settings["growth"] = settings.pop("width")
+    if block == "resnext":
+        settings["width"], settings["group_w"] = compatible(
+            settings.get("width", 0), settings.get("bot_mul", 1.0), settings.get("group_w", 1))
+    return _part(f"stages[{i}]", FAMILIES[block], settings)
+
+
+def _part(where: str, cls: type, settings: Mapping[str, Any]):
+    unknown = sorted(set(settings) - field_names(cls))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of "
+                          f"{', '.join(sorted(field_names(cls)))}")
+    return cls(**settings)
+
+
+@functools.cache
+def field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
+def check_types(where: str, cls: type, settings: Mapping[str, Any]) -> None:
+    """Raise ConfigError if a setting named like a field of dataclass ``cls`` has the wrong type."""
+    hints = _hints(cls)
+    for name, value in settings.items():
+        if name in hints:
+            _coerce(f"{where}.{name}", hints[name], value)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+GENERATORS = {"regnet": regnet, "anynet": anynet}
+
+
+def from_spec(spec: Mapping[str, Any]) -> Network:
+    """A network from a generator spec: ``generator: regnet`` (or ``anynet``) and its arguments,
+    with names and types checked."""
+    spec = dict(spec)
+    name = spec.pop("generator")
+    if name not in GENERATORS:
+        raise ConfigError(f"generator: unknown generator {name!r}; choose from "
+                          f"{', '.join(GENERATORS)}")
+    try:
+        inspect.signature(GENERATORS[name]).bind(**spec)
+    except TypeError as e:
+        raise ConfigError(f"generator {name}: {e}") from None
+    for part, cls in (("stem", Stem), ("head", Head)):
+        check_types(part, cls, spec.get(part) or {})
+    stages = spec.get("stages") if name == "anynet" else [spec]
+    if not isinstance(stages, list) or not all(isinstance(s, Mapping) for s in stages):
+        raise ConfigError("stages: expected a list of stage mappings")
+    for i, stage in enumerate(stages):
+        block = stage.get("block", "resnext")
+        check_types(f"stages[{i}]" if name == "anynet" else name, FAMILIES.get(block, Stage),
+                    stage)
+    return GENERATORS[name](**spec)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
