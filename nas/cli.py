@@ -16,21 +16,10 @@ from nas.errors import NasError
 COMMANDS = ("info", "sample", "train", "latency", "search", "pareto", "analyze", "export")
 
 
-def _available() -> dict:
-    modules = {}
-    for name in COMMANDS:
-        try:
-            modules[name] = importlib.import_module(f"nas.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"nas.commands.{name}":
-                raise
-    return modules
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nas", description=__import__("nas").__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = _available()
+    modules = {name: importlib.import_module(f"nas.commands.{name}") for name in COMMANDS}
     for name, module in modules.items():
         module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.commands.tables import human, table
     from nas.config import load_network
     from nas.network import complexity
 
@@ -55,17 +56,3 @@ def _settings(stage) -> str:
     common = {"block", "depth", "width", "stride"}
     return " ".join(f"{k}={v}" for k, v in stage.to_dict().items()
                     if k not in common and v not in (0, 0.0, None))
-
-
-def human(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)
-
-
-def table(header: tuple, rows: list[tuple]) -> str:
-    """Plain right-aligned text table."""
-    cells = [tuple(map(str, header))] + [tuple(map(str, r)) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)

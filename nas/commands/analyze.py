@@ -1,0 +1,40 @@
+"""``nas analyze``: compare design spaces by the error distributions of their runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "compare runs' design spaces: error EDFs and bootstrap intervals of the best error"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run folders, best made with --sampler random")
+    p.add_argument("--plot", type=Path, help="write the error EDFs to this PNG")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nas.commands.tables import table
+    from nas.search.report import best_error_interval, load_run, plot_edfs
+
+    runs = [load_run(path) for path in args.runs]
+    rows = []
+    for run in runs:
+        errors = 100 - run.complete()["accuracy"].to_numpy(float)
+        low, high = best_error_interval(errors, args.bootstrap)
+        rows.append((run.name, run.settings["space"], run.settings["sampler"], len(errors),
+                     f"{errors.min():.2f}", f"[{low:.2f}, {high:.2f}]",
+                     f"{np.median(errors):.2f}", f"{np.mean(errors < np.median(errors)):.2f}"))
+    print(table(("run", "space", "sampler", "n", "best error", "95% interval", "median error",
+                 "share < median"), rows))
+    if any(run.settings["sampler"] != "random" for run in runs):
+        print("note: EDFs describe a design space only for runs sampled at random "
+              "(--sampler random)")
+    if args.plot:
+        plot_edfs(runs, args.plot)
+        print(f"plot: {args.plot}")
+    return 0

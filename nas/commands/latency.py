@@ -1,0 +1,151 @@
+"""``nas latency build|predict|check``: latency lookup tables of measured per-unit latencies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+
+HELP = "measure, predict and check network latency from a table of per-unit latencies"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="measure the entries of random networks of a space")
+    _space_arguments(build, n=200)
+    predict = actions.add_parser("predict", help="predicted latency of a network, per stage")
+    predict.add_argument("config", help="network config YAML")
+    predict.add_argument("--no-measure", action="store_true",
+                         help="fail on missing entries instead of measuring them")
+    check = actions.add_parser("check", help="predicted vs measured latency of random networks")
+    _space_arguments(check, n=30)
+    for q in (build, predict, check):
+        _profile_arguments(q)
+
+
+def _space_arguments(p: argparse.ArgumentParser, n: int) -> None:
+    p.add_argument("--space", required=True, help="space name in spaces/ or a space YAML file")
+    p.add_argument("--budget", help="FLOPs ceiling, e.g. 400MF")
+    p.add_argument("-n", type=int, default=n, help=f"random networks (default {n})")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
+
+def _profile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latency-table", metavar="PATH",
+                   help="table file (default results/latency/<device>.csv)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--memory-format", default="contiguous",
+                   help="contiguous (default) or channels_last")
+    p.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes (default 1000)")
+    p.add_argument("--min-run-time", type=float, default=0.5,
+                   help="seconds of timed runs per measurement (default 0.5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.cost import latency
+
+    for name, value in (("resolution", args.resolution), ("num-classes", args.num_classes),
+                        ("min-run-time", args.min_run_time)):
+        if not value > 0:
+            raise latency.LatencyError(f"--{name}: must be positive, got {value}")
+    profile = latency.Profile(args.device, args.threads, args.batch, args.dtype,
+                              args.memory_format)
+    timing = latency.Timing(min_run_time=args.min_run_time)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        table = latency.Table(args.latency_table or profile.default_path(), profile)
+        return ACTIONS[args.action](args, table, timing)
+
+
+def _show_warning(message, category, *_args, **_kwargs) -> None:
+    print(f"nas latency: warning: {message}", file=sys.stderr)
+
+
+def _build(args: argparse.Namespace, table, timing) -> int:
+    from nas.cost.latency import fill, placed_units
+
+    configs = _sample(args)
+    needed = {p.key(table.profile) for c in configs
+              for p in placed_units(c, args.resolution, args.num_classes)}
+    start = time.perf_counter()
+    count = 0
+    for i, config in enumerate(configs, 1):
+        count += fill(table, [config], timing, args.resolution, args.num_classes)
+        if i % 20 == 0 and not args.json:
+            print(f"  {i} networks, {count} entries measured "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"table": str(table.path), "needed": len(needed), "measured": count,
+                          "seconds": seconds, "entries": len(table)}))
+    else:
+        print(f"{table.path}: measured {count} of the {len(needed)} entries {len(configs)} "
+              f"networks need in {seconds:.0f} s; the table has {len(table)}")
+    return 0
+
+
+def _predict(args: argparse.Namespace, table, timing) -> int:
+    from nas.commands.tables import table as text_table
+    from nas.config import load_network
+    from nas.cost.latency import predict
+
+    net = load_network(args.config)
+    prediction = predict(net, table, args.resolution, args.num_classes,
+                         None if args.no_measure else timing)
+    total = prediction.total_ms
+    stages = prediction.by_stage()
+    if args.json:
+        print(json.dumps({"config": args.config, "table": str(table.path),
+                          "predicted_ms": total, "stages": stages,
+                          "units": [{"name": p.name, "key": e.key.signature, "ms": e.mean_ms}
+                                    for p, e in prediction.units]}))
+        return 0
+    profile = table.profile
+    print(f"{args.config}: {total:.3f} ms predicted at {args.resolution}x{args.resolution}, "
+          f"batch {profile.batch}, {profile.dtype}, {profile.memory_format} ({table.path})")
+    described = {"stem": ("stem", net.stem.kind, 1, net.stem.width), "head": ("head", "", 1, "")}
+    described |= {f"s{i}": (f"s{i}", s.block, s.depth, w)
+                  for i, (s, w) in enumerate(zip(net.stages, net.widths()[1:]), 1)}
+    rows = [(*described[name], f"{ms:.3f}", f"{ms / total:.1%}") for name, ms in stages.items()]
+    print(text_table(("stage", "block", "depth", "width", "ms", "share"), rows))
+    return 0
+
+
+def _check(args: argparse.Namespace, table, timing) -> int:
+    from nas.commands.tables import table as text_table
+    from nas.cost.latency import check
+
+    result = check(_sample(args), table, timing, args.resolution, args.num_classes)
+    if args.json:
+        print(json.dumps({**result, "table": str(table.path)}))
+        return 0
+    rows = result["rows"]
+    print(text_table(("net", "predicted ms", "measured ms", "error"),
+                     [(i, f"{r['predicted_ms']:.3f}", f"{r['measured_ms']:.3f}",
+                       f"{r['predicted_ms'] / r['measured_ms'] - 1:+.1%}")
+                      for i, r in enumerate(rows, 1)]))
+    print(f"{result['n']} networks: median |error| {result['median_abs_error']:.1%}, "
+          f"within 5%: {result['within_5']:.0%}, within 10%: {result['within_10']:.0%}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> list:
+    """The networks of the space's first n feasible samples under the budget."""
+    from nas.errors import ConfigError
+    from nas.spaces import constraints_for, load_space
+
+    if args.n < 1:
+        raise ConfigError(f"-n: must be a positive integer, got {args.n}")
+    space = load_space(args.space)
+    constraints = constraints_for(space, args.budget, None, args.resolution, args.num_classes)
+    return [s.network for s in space.sample(args.n, args.seed, constraints)]
+
+
+ACTIONS = {"build": _build, "predict": _predict, "check": _check}

@@ -1,0 +1,81 @@
+"""``nas search`` (and ``python search.py``): the multi-objective search of a design space."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+HELP = "search a design space for accurate networks under FLOPs, MAC and latency limits"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from nas.evaluate.proxy import ProxySettings
+    from nas.search.settings import SAMPLERS, SearchSettings
+
+    d = SearchSettings()
+    p.add_argument("--space", default=d.space, help="space name in spaces/ or a YAML file "
+                   f"(default {d.space})")
+    p.add_argument("--budget", default=d.budget, help=f"FLOPs ceiling (default {d.budget})")
+    p.add_argument("--band", type=float, help="also a FLOPs floor: band x budget")
+    p.add_argument("--objectives", default=",".join(d.objectives),
+                   help="comma-separated: accuracy, latency, flops, params, mac "
+                        f"(default {','.join(d.objectives)})")
+    p.add_argument("--mac-budget", help="ceiling on memory access cost, e.g. 20M")
+    p.add_argument("--params-budget", help="ceiling on parameters, e.g. 5M")
+    p.add_argument("--latency-budget", help="ceiling on predicted latency, e.g. 15ms")
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
+                   help=f"Optuna sampler (default {d.sampler})")
+    p.add_argument("--trials", type=int, default=d.trials,
+                   help=f"candidates to train (default {d.trials}: about 15 minutes on 2 cores)")
+    p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--data", help="CIFAR-10 folder (default: $NAS_DATA)")
+    p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"
+                   ".csv)")
+    p.add_argument("--resolution", type=int, default=d.resolution,
+                   help="input size of the deployment network (default 224)")
+    p.add_argument("--num-classes", type=int, default=d.num_classes,
+                   help="classes of the deployment network (default 1000)")
+    p.add_argument("--cpus-per-trial", type=int, default=d.cpus_per_trial,
+                   help="CPUs (and torch threads) of each training (default 1)")
+    p.add_argument("--address", help="connect to this Ray cluster instead of starting one")
+    p.add_argument("--out", type=Path, help="run folder (default results/<space>-<budget>-<time>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue a run folder; its settings are kept, --trials and "
+                        "--time-budget may be changed")
+    proxy = p.add_argument_group("proxy training")
+    for f in dataclasses.fields(ProxySettings):
+        if f.name in ("epochs", "train_images", "val_images", "batch_size", "width_mult", "lr"):
+            proxy.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default),
+                               default=f.default, help=f"(default {f.default})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.evaluate.proxy import ProxySettings
+    from nas.search.runner import run as search
+    from nas.search.settings import SearchSettings
+
+    if args.resume:
+        settings = dataclasses.replace(SearchSettings.load(args.resume), trials=args.trials,
+                                       time_budget=args.time_budget)
+        run_dir = args.resume
+    else:
+        proxy = ProxySettings(epochs=args.epochs, train_images=args.train_images,
+                              val_images=args.val_images, batch_size=args.batch_size,
+                              width_mult=args.width_mult, lr=args.lr)
+        settings = SearchSettings(
+            space=args.space, budget=args.budget, band=args.band,
+            objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+            mac_budget=args.mac_budget, params_budget=args.params_budget,
+            latency_budget=args.latency_budget, sampler=args.sampler, trials=args.trials,
+            time_budget=args.time_budget, seed=args.seed, data=args.data, proxy=proxy,
+            latency_table=args.latency_table, resolution=args.resolution,
+            num_classes=args.num_classes, cpus_per_trial=args.cpus_per_trial,
+            address=args.address)
+        name = f"{Path(args.space).stem}-{args.budget}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = args.out or Path("results") / name
+    run_dir = search(settings, run_dir, resume=bool(args.resume))
+    print(f"run folder: {run_dir}  (trials.csv, pareto.csv, run.yaml)")
+    return 0

@@ -1,0 +1,57 @@
+"""``nas train``: train one network by the CIFAR-10 proxy and print its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "train a network briefly on CIFAR-10 (the search's proxy) and print its accuracy"
+
+SETTINGS = (  # flag, type, help; each default is ProxySettings's
+    ("epochs", int, "training epochs"),
+    ("train-images", int, "training images, a stratified subset of CIFAR-10's training split"),
+    ("val-images", int, "validation images, held out of the same split"),
+    ("batch-size", int, "batch size"),
+    ("width-mult", float, "multiplier of the stem and stage widths"),
+    ("lr", float, "peak learning rate"),
+    ("threads", int, "torch threads (0: one per core)"),
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="network config YAML")
+    p.add_argument("--data", metavar="DIR",
+                   help="CIFAR-10 folder (python batches or ImageFolder); default $NAS_DATA")
+    p.add_argument("--download", action="store_true",
+                   help="download CIFAR-10 into --data DIR if it is not there")
+    for flag, kind, text in SETTINGS:
+        p.add_argument(f"--{flag}", type=kind, help=f"{text} (default: the proxy's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from nas.config import load_network
+    from nas.evaluate import data
+    from nas.evaluate.proxy import ProxySettings, evaluate
+
+    network = load_network(args.config)
+    if args.download and not args.data:
+        raise data.DataError("--download needs --data DIR, the folder to download into")
+    cifar = data.load(args.data, download=args.download)
+    changes = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
+               for flag, _, _ in SETTINGS}
+    settings = dataclasses.replace(ProxySettings(),
+                                   **{k: v for k, v in changes.items() if v is not None})
+    result = evaluate(network, cifar, settings, args.seed)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "settings": settings.to_dict(), "seed": args.seed}))
+    elif result.status == "ok":
+        print(f"{args.config}: top-1 {result.top1:.2f}%  loss {result.loss:.4f}  "
+              f"({result.seconds:.1f} s, {result.images_per_second:.0f} images/s, "
+              f"proxy {result.flops / 1e6:.1f}MF {result.params / 1e6:.2f}M params)")
+    else:
+        print(f"{args.config}: failed: {result.reason}")
+    return 0 if result.status == "ok" else 1

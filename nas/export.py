@@ -1,0 +1,180 @@
+"""A network config written out as one standalone PyTorch file that depends only on torch.
+
+The file holds the source of the block classes the network uses (their ``complexity``
+methods left out), taken from this package so the exported modules are the tool's own, the
+config as a literal, a ``Net`` class that builds every stage and block by name (``s2.b1``, as
+the tool does, so state dicts are interchangeable), and ``build_model``.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import pprint
+import textwrap
+from pathlib import Path
+
+from nas.config import Network
+from nas.network import HeadModule, StemModule, init_weights, layout
+
+IMPORTS = {"torch": "import torch", "nn": "from torch import nn"}
+
+
+def export_source(config: Network, num_classes: int = 1000, weights: str | None = None,
+                  title: str = "") -> str:
+    """The standalone file's text; ``weights``: a file name beside it to load by default."""
+    units = layout(config.validate(), num_classes)
+    roots = [StemModule, *dict.fromkeys(u.cls for _, u in units), HeadModule, init_weights]
+    definitions = _definitions(roots)
+    body = "\n\n\n".join([*definitions, _net_class(config, units), _builder(num_classes,
+                                                                          weights)])
+    used = [line for name, line in IMPORTS.items() if _mentions(body, name)]
+    head = (f'"""{title or "A network exported by nas"}: standalone PyTorch code.\n\n'
+            f'Build it with ``build_model()``; it needs nothing but torch.\n"""\n\n'
+            "from __future__ import annotations\n\n"
+            + ("from pathlib import Path\n\n" if weights else "")
+            + "\n".join(used) + "\n\n"
+            + "CONFIG = " + pprint.pformat(config.to_dict(), width=96, sort_dicts=False) + "\n")
+    return head + "\n\n" + body + "\n"
+
+
+def _definitions(roots: list) -> list[str]:
+    """Sources of ``roots`` and of the package's classes, functions and constants they use,
+    dependencies first."""
+    done: dict[str, str] = {}
+
+    def visit(name: str, obj, module) -> None:
+        if name in done:
+            return
+        done[name] = ""  # placeholder against cycles
+        source = _source(name, obj, module)
+        for used in sorted(_names(source)):
+            target = vars(module).get(used)
+            if target is not None and _ours(used, target, module):
+                visit(used, target, inspect.getmodule(target) if callable(target) else module)
+        done.pop(name)
+        done[name] = source
+
+    for root in roots:
+        visit(root.__name__, root, inspect.getmodule(root))
+    return list(done.values())
+
+
+def _ours(name: str, obj, module) -> bool:
+    """Whether ``name`` is defined by this package (a class, function or module constant)."""
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        return obj.__module__.startswith("nas.")
+    return module.__name__.startswith("nas.") and name.isupper()
+
+
+def _source(name: str, obj, module) -> str:
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        return _without_complexity(textwrap.dedent(inspect.getsource(obj)))
+    tree = ast.parse(inspect.getsource(module))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name
+                                                for t in node.targets):
+            return ast.get_source_segment(inspect.getsource(module), node)
+    raise LookupError(name)
+
+
+def _without_complexity(source: str) -> str:
+    """A class's source with its ``complexity`` method (and decorators) cut out."""
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    cut: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "complexity":
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            cut.update(range(first - 1, node.end_lineno))
+            if first - 2 >= 0 and not lines[first - 2].strip():
+                cut.add(first - 2)  # the blank line before it
+    return "\n".join(line for i, line in enumerate(lines) if i not in cut).rstrip()
+
+
+def _names(source: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+
+
+def _mentions(text: str, name: str) -> bool:
+    return name in _names(text) or any(
+        isinstance(n, ast.Attribute) and getattr(n.value, "id", None) == name
+        for n in ast.walk(ast.parse(text)))
+
+
+def _net_class(config: Network, units) -> str:
+    lines = ["class Net(nn.Module):",
+             f'    """{len(config.stages)} stages: '
+             + ", ".join(f"{s.block} x{s.depth}" for s in config.stages) + '."""',
+             "",
+             "    def __init__(self, num_classes: int = 1000):",
+             "        super().__init__()"]
+    widths = config.widths()
+    for name, unit in units:
+        stage, _, block = name.partition(".")
+        kwargs = dict(unit.kwargs)
+        if name == "head":
+            kwargs["num_classes"] = _Raw("num_classes")
+        if block == "b1":
+            i = int(stage[1:]) - 1
+            s = config.stages[i]
+            lines += [f"        # {stage}: {s.block}, depth {s.depth}, width {widths[i + 1]}, "
+                      f"stride {s.stride}",
+                      f"        self.{stage} = nn.Sequential()"]
+        lines += _call(f"self.{name}", unit.cls.__name__, kwargs)
+    lines += ["        init_weights(self)", "",
+              "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+              "        x = self.stem(x)"]
+    lines += [f"        x = self.s{i}(x)" for i in range(1, len(config.stages) + 1)]
+    lines += ["        return self.head(x)"]
+    return "\n".join(lines)
+
+
+def _call(target: str, cls: str, kwargs: dict) -> list[str]:
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    line = f"        {target} = {cls}({args})"
+    if len(line) <= 100:
+        return [line]
+    wrapped = textwrap.wrap(args, 100 - 12, break_long_words=False, break_on_hyphens=False)
+    return [f"        {target} = {cls}("] + [f"            {w}" for w in wrapped] + ["        )"]
+
+
+def _builder(num_classes: int, weights: str | None) -> str:
+    if not weights:
+        return (f"def build_model(num_classes: int = {num_classes}) -> Net:\n"
+                '    """The network, freshly initialized."""\n'
+                "    return Net(num_classes)")
+    return (f"def build_model(num_classes: int = {num_classes}, weights: str | None = "
+            f"str(Path(__file__).with_name({weights!r}))) -> Net:\n"
+            '    """The network with its proxy-trained weights (``weights=None``: fresh)."""\n'
+            "    model = Net(num_classes)\n"
+            "    if weights:\n"
+            '        model.load_state_dict(torch.load(weights, map_location="cpu"))\n'
+            "    return model")
+
+
+class _Raw(str):
+    """A name written into the generated code as is, not as a string literal."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def write_export(config: Network, path: Path, num_classes: int = 1000,
+                 state_dict: dict | None = None, title: str = "") -> list[Path]:
+    """Write ``path`` (the model file), its config YAML beside it and, with ``state_dict``,
+    the weights file; returns the paths written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = [path, path.with_suffix(".yaml")]
+    weights = None
+    if state_dict is not None:
+        import torch
+
+        weights = path.with_suffix(".pt").name
+        torch.save(state_dict, path.with_suffix(".pt"))
+        written.append(path.with_suffix(".pt"))
+    path.write_text(export_source(config, num_classes, weights, title))
+    config.save(path.with_suffix(".yaml"))
+    return written
+

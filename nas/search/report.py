@@ -1,0 +1,172 @@
+"""Reading run folders back: fronts, picks, design-space statistics and their plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from nas.budget import parse_count
+from nas.errors import NasError
+from nas.search.pareto import ALIASES, OBJECTIVES, pareto_mask
+
+
+class RunError(NasError):
+    """A run folder that cannot be read, or holds nothing to report."""
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    settings: dict
+    trials: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def objectives(self) -> list[str]:
+        return [ALIASES[o] for o in self.settings["objectives"]]
+
+    def complete(self) -> pd.DataFrame:
+        done = self.trials[self.trials["status"] == "complete"]
+        if done.empty:
+            raise RunError(f"{self.path}: no trial has finished yet")
+        return done
+
+    def front(self) -> pd.DataFrame:
+        done = self.complete()
+        return done[pareto_mask(done, self.objectives)]
+
+    def limits(self) -> dict[str, float]:
+        s = self.settings
+        limits = {c: parse_count(s[k]) for c, k in
+                  (("flops", "budget"), ("mac", "mac_budget"), ("params", "params_budget"))
+                  if s.get(k)}
+        if s.get("latency_budget"):
+            from nas.search.settings import parse_milliseconds
+
+            limits["latency_ms"] = parse_milliseconds(s["latency_budget"])
+        return limits
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not (path / "trials.csv").is_file() or not (path / "run.yaml").is_file():
+        raise RunError(f"{path}: not a run folder (it needs trials.csv and run.yaml)")
+    settings = yaml.safe_load((path / "run.yaml").read_text())["settings"]
+    return Run(path, settings, pd.read_csv(path / "trials.csv"))
+
+
+def pick(run: Run, trial: int | None = None, by: str = "knee") -> pd.Series:
+    """A trial by id, or the front's best in one objective, or its knee."""
+    if trial is not None:
+        rows = run.trials[run.trials["trial_id"] == trial]
+        if rows.empty:
+            raise RunError(f"{run.path}: no trial {trial} (ids 0 to {len(run.trials) - 1})")
+        if rows.iloc[0]["status"] != "complete":
+            raise RunError(f"{run.path}: trial {trial} is {rows.iloc[0]['status']}, not complete")
+        return rows.iloc[0]
+    front = run.front()
+    if by == "knee":
+        return front.iloc[knee(front, run.objectives[:2])]
+    column = ALIASES[by]
+    if column not in front or front[column].isna().all():
+        raise RunError(f"{run.path}: the run has no {by} values")
+    best = front[column].idxmax() if OBJECTIVES[column] else front[column].idxmin()
+    return front.loc[best]
+
+
+def knee(front: pd.DataFrame, objectives: list[str]) -> int:
+    """Position of the front point farthest from the line through the two extremes, with both
+    objectives scaled to [0, 1]: the best trade-off."""
+    if len(front) < 3 or len(objectives) < 2:
+        return 0
+    xy = np.column_stack([front[o].to_numpy(float) for o in objectives])
+    xy = (xy - xy.min(0)) / np.where(np.ptp(xy, 0) > 0, np.ptp(xy, 0), 1)
+    a, b = xy[xy[:, 0].argmin()], xy[xy[:, 0].argmax()]
+    d = b - a
+    distance = np.abs(d[0] * (xy[:, 1] - a[1]) - d[1] * (xy[:, 0] - a[0]))
+    return int(distance.argmax())
+
+
+def summary(config_json: str) -> str:
+    """``resnext d[1,2,7,12] w[32,64,160,384]``: families, depths and widths of a config."""
+    config = json.loads(config_json)
+    stages = config["stages"]
+    families = "/".join(dict.fromkeys(s["block"] for s in stages))
+    widths = [s.get("width", s.get("growth")) for s in stages]
+    return (f"{families} d[{','.join(str(s['depth']) for s in stages)}] "
+            f"w[{','.join(map(str, widths))}]")
+
+
+def edf(errors: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Empirical distribution function: the share of errors below each grid value."""
+    return np.searchsorted(np.sort(errors), grid, side="right") / len(errors)
+
+
+def best_error_interval(errors: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the best (lowest) error of a sample of models."""
+    rng = np.random.default_rng(seed)
+    best = rng.choice(errors, (n, len(errors)), replace=True).min(1)
+    return float(np.percentile(best, 2.5)), float(np.percentile(best, 97.5))
+
+
+def plot_fronts(runs: list[Run], path: Path) -> None:
+    """Accuracy against latency and against FLOPs: every trial grey, each run's front
+    connected and labelled with trial ids, limits as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_of = [c for c in ("latency_ms", "flops") if any(r.complete()[c].notna().any()
+                                                         for r in runs)]
+    fig, axes = plt.subplots(1, len(axes_of), figsize=(6.5 * len(axes_of), 5), squeeze=False)
+    for ax, x in zip(axes[0], axes_of):
+        for i, run in enumerate(runs):
+            done = run.complete().dropna(subset=[x])
+            front = done[pareto_mask(done, ["accuracy", x])].sort_values(x)
+            color = f"C{i}"
+            ax.scatter(done[x], done["accuracy"], s=14, color="0.7", zorder=1)
+            ax.plot(front[x], front["accuracy"], "-o", color=color, ms=5, zorder=2,
+                    label=run.name if len(runs) > 1 else "Pareto front")
+            for _, row in front.iterrows():
+                ax.annotate(str(int(row["trial_id"])), (row[x], row["accuracy"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points", color=color)
+            if x in run.limits():
+                ax.axvline(run.limits()[x], ls="--", color=color, lw=1,
+                           label=f"{x} limit" if len(runs) == 1 else None)
+        ax.set_xlabel({"latency_ms": "predicted latency (ms)", "flops": "FLOPs"}[x])
+        ax.set_ylabel("proxy accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_edfs(runs: list[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    errors = {run.name: 100 - run.complete()["accuracy"].to_numpy(float) for run in runs}
+    grid = np.linspace(min(e.min() for e in errors.values()),
+                       max(e.max() for e in errors.values()), 400)
+    for name, e in errors.items():
+        ax.plot(grid, edf(e, grid), label=f"{name} (n={len(e)}, best {e.min():.1f})")
+    ax.set_xlabel("proxy error (%)")
+    ax.set_ylabel("cumulative share of models")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

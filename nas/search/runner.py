@@ -1,0 +1,290 @@
+"""The search loop: Optuna asks, analytic limits reject, Ray actors proxy-train, Optuna learns.
+
+The Optuna study lives in an append-only journal file in the run folder, so a run killed at
+any point (even ``kill -9``) keeps every told trial; ``resume`` reopens it, re-queues the
+trials that were running, and continues with the same sampler. Every trial's record (costs,
+config, result, timings) is a user attribute of its Optuna trial, and the tables of the run
+folder are rewritten from the study each time a trial ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from nas.errors import ConfigError, NasError
+from nas.evaluate.data import load
+from nas.network import complexity
+from nas.search.pareto import OBJECTIVES
+from nas.search.results import status, write_run_yaml, write_tables
+from nas.search.settings import SearchSettings
+from nas.spaces import load_space
+
+FAIL_FAST = 3  # trainings that all fail before a run gives up
+MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
+
+
+class SearchError(NasError):
+    """A search that cannot go on (every trial failing, a space the limits exclude)."""
+
+
+@dataclass
+class Running:
+    trial: optuna.trial.Trial
+    actor: Any
+    submitted: float
+
+
+@dataclass
+class Search:
+    settings: SearchSettings
+    run_dir: Path
+    study: optuna.Study = field(init=False)
+
+    def __post_init__(self):
+        s = self.settings.check()
+        self.space = load_space(s.space)
+        self.limits = s.limits()
+        self.constraints = self.space.constraints.with_budget(self.limits.get("flops"), s.band)
+        self.constraints = _with_limits(self.constraints, self.limits, s)
+        next(self.space.search(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
+        load(s.data)  # a missing or corrupt data set fails here, before Ray starts
+        self.table = _latency_table(s) if s.uses_latency() else None
+
+    # --- the study ------------------------------------------------------------------------
+
+    def open_study(self) -> None:
+        s = self.settings
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        journal = self.run_dir / "study.journal"
+        resuming = journal.exists()
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        done = len(optuna.load_study(study_name="search", storage=storage).trials) \
+            if resuming else 0
+        self.study = optuna.create_study(
+            study_name="search", storage=storage, load_if_exists=True,
+            directions=["maximize" if OBJECTIVES[c] else "minimize" for c in s.columns],
+            sampler=_sampler(s.sampler, s.seed + done, s.trials))
+        for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
+            self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+        write_run_yaml(self.run_dir, s)
+
+    def trained(self) -> int:
+        """Trials that reached training: complete, failed, or running now."""
+        return _count(self.study, "complete", "failed", "running")
+
+    # --- one candidate --------------------------------------------------------------------
+
+    def propose(self) -> optuna.trial.Trial:
+        """Ask for candidates until one is within every limit; record the rejected ones."""
+        start = time.time()
+        for _ in range(MAX_REJECTED):
+            trial = self.study.ask()
+            record = self.cost(trial)
+            for key, value in record.items():
+                trial.set_user_attr(key, value)
+            # Relative excess over each limit (unknown counts as over), and 1 for a candidate
+            # the space's own constraints or an invalid combination rejected.
+            violations = {c: record[c] / limit - 1 if c in record else 1.0
+                          for c, limit in self.limits.items()}
+            violations["space"] = float(record["status"] == "infeasible"
+                                        and all(v <= 0 for v in violations.values()))
+            for column, v in violations.items():
+                trial.set_constraint(column, v)
+            if record["status"] == "running":
+                trial.set_user_attr("propose_seconds", time.time() - start)
+                return trial
+            self.study.tell(trial, [0.0 if OBJECTIVES[c] else record.get(c, math.inf)
+                                    for c in self.settings.columns])
+        raise SearchError(f"{MAX_REJECTED} candidates in a row were over the limits "
+                          f"({self.constraints}); loosen them")
+
+    def cost(self, trial: optuna.trial.Trial) -> dict[str, Any]:
+        """The candidate's config and analytic costs; status 'infeasible' if over a limit."""
+        s = self.settings
+        try:
+            net = self.space.network(self.space.suggest(trial))
+        except ConfigError as e:  # a combination of values the families cannot build
+            return {"status": "infeasible", "error": f"invalid network: {e}"}
+        cx = complexity(net, s.resolution, s.num_classes)
+        record = {"config": net.to_json(), **cx.totals()}
+        if not (self.constraints.admits_costs(record)
+                and self.constraints.admits("stages", len(net.stages))):
+            return {**record, "status": "infeasible",
+                    "error": f"over the limits ({self.constraints})"}
+        if self.table is not None:
+            from nas.cost.latency import Timing, predict
+
+            record["latency_ms"] = predict(net, self.table, s.resolution, s.num_classes,
+                                           Timing()).total_ms
+            if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
+                return {**record, "status": "infeasible", "error": "over the latency budget"}
+        return {**record, "status": "running"}
+
+    def finish(self, run: Running, result: dict[str, Any] | None, error: str = "",
+               weights: dict | None = None) -> None:
+        """Tell the study how a trained candidate did, save its weights, rewrite the tables."""
+        trial, wall = run.trial, time.time() - run.submitted
+        attrs = {"wall_seconds": wall}
+        if result is not None:
+            attrs.update(accuracy=result["top1"], val_loss=result["loss"],
+                         train_seconds=result["seconds"], overhead_seconds=wall - result["seconds"],
+                         images_per_second=result["images_per_second"],
+                         proxy_flops=result["flops"], error=result["reason"])
+            error = result["reason"]
+        status = "failed" if error else "complete"
+        for key, value in {**attrs, "status": status, "error": error}.items():
+            trial.set_user_attr(key, value)
+        if error:
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            if weights is not None:
+                import torch
+
+                (self.run_dir / "weights").mkdir(exist_ok=True)
+                torch.save(weights, self.run_dir / "weights" / f"trial_{trial.number}.pt")
+            values = {**trial.user_attrs, "accuracy": result["top1"]}
+            self.study.tell(trial, [values[c] for c in self.settings.columns])
+        write_tables(self.run_dir, self.study, self.settings)
+
+
+def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
+    """Search until ``settings.trials`` candidates are trained or time runs out."""
+    import ray
+
+    from nas.search.workers import Evaluator
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = Search(settings, run_dir)
+    if resume and not (run_dir / "study.journal").exists():
+        raise SearchError(f"{run_dir}: nothing to resume (no study.journal)")
+    search.open_study()
+    s = settings
+    deadline = time.time() + (s.time_budget_seconds() or math.inf)
+    ray.init(address=s.address, num_cpus=None if s.address else os.cpu_count(),
+             include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    progress = Progress(search, s.trials)
+    try:
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // s.cpus_per_trial))
+
+        def new_actor():
+            return Evaluator.options(num_cpus=s.cpus_per_trial).remote(
+                s.data, s.proxy.to_dict(), s.cpus_per_trial)
+
+        idle = [new_actor() for _ in range(slots)]
+        running: dict[Any, Running] = {}
+        while True:
+            while idle and search.trained() < s.trials and time.time() < deadline:
+                trial = search.propose()
+                actor = idle.pop()
+                seed = s.seed * 1_000_003 + trial.number
+                future = actor.evaluate.remote(trial.user_attrs["config"], seed)
+                running[future] = Running(trial, actor, time.time())
+            progress.update(len(running))
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=1,
+                                timeout=max(0.1, min(5.0, deadline - time.time())))
+            for future in ready:
+                job = running.pop(future)
+                try:
+                    result, weights = ray.get(future)
+                    search.finish(job, result, weights=weights)
+                    idle.append(job.actor)
+                except ray.exceptions.RayError as e:
+                    search.finish(job, None, f"worker died: {type(e).__name__}: {e}"[:500])
+                    idle.append(new_actor())
+                _fail_fast(search)
+            if time.time() >= deadline and running:
+                for future, job in running.items():
+                    ray.cancel(future, force=True)
+                    search.finish(job, None, "stopped: time budget reached")
+                running.clear()
+                break
+    finally:
+        progress.close()
+        ray.shutdown()
+    write_tables(run_dir, search.study, s)
+    return run_dir
+
+
+def _fail_fast(search: Search) -> None:
+    statuses = [status(t) for t in search.study.get_trials(deepcopy=False)]
+    ended = [x for x in statuses if x in ("complete", "failed")]
+    if len(ended) >= FAIL_FAST and all(x == "failed" for x in ended):
+        last = [t for t in search.study.trials if t.user_attrs.get("status") == "failed"][-1]
+        raise SearchError(f"the first {len(ended)} trainings all failed, stopping; the last: "
+                          f"{last.user_attrs.get('error')}")
+
+
+class Progress:
+    """One line: trials trained and running, feasible rate, best so far, elapsed and ETA."""
+
+    def __init__(self, search: Search, total: int):
+        self.search = search
+        self.bar = tqdm(total=total, unit="trial", dynamic_ncols=True,
+                        initial=_count(search.study, "complete", "failed"))
+
+    def update(self, running: int) -> None:
+        trials = self.search.study.get_trials(deepcopy=False)
+        done = _count(self.search.study, "complete", "failed")
+        rejected = _count(self.search.study, "infeasible")
+        feasible = 1 - rejected / max(1, len(trials))
+        best = {}
+        for column in self.search.settings.columns:
+            values = [t.user_attrs[column] for t in trials
+                      if status(t) == "complete" and column in t.user_attrs]
+            if values:
+                best[column] = (max if OBJECTIVES[column] else min)(values)
+        self.bar.n = done
+        self.bar.set_postfix_str(f"running {running}, feasible {feasible:.0%}, best "
+                                 + ", ".join(f"{k} {v:.4g}" for k, v in best.items()))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _count(study: optuna.Study, *statuses: str) -> int:
+    return sum(status(t) in statuses for t in study.get_trials(deepcopy=False))
+
+
+def _sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, trials // 4)),
+                                             seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, min(10, trials // 4)),
+                                      multivariate=True, constant_liar=True)
+
+
+def _with_limits(constraints, limits: dict[str, float], s: SearchSettings):
+    """The space's constraints with the run's MAC and params budgets and its input size."""
+    from dataclasses import replace
+
+    bounds = dict(constraints.bounds)
+    for column in ("mac", "params"):
+        if column in limits:
+            low, high = bounds.get(column, (0, math.inf))
+            bounds[column] = (low, min(high, limits[column]))
+    return replace(constraints, bounds=bounds, resolution=s.resolution,
+                   num_classes=s.num_classes)
+
+
+def _latency_table(s: SearchSettings):
+    from nas.cost.latency import Profile, Table
+
+    profile = Profile()
+    return Table(s.latency_table or profile.default_path(), profile)
+

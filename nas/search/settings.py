@@ -1,0 +1,124 @@
+"""Everything a search run is given, validated before any work starts, and kept in run.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.budget import parse_count
+from nas.errors import ConfigError
+from nas.evaluate.proxy import ProxySettings
+from nas.search.pareto import ALIASES
+
+SAMPLERS = ("tpe", "nsga2", "random")
+DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+MILLISECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)?")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    space: str = "regnet"
+    budget: str | None = "400MF"
+    band: float | None = None
+    objectives: tuple[str, ...] = ("accuracy", "latency")
+    mac_budget: str | None = None
+    params_budget: str | None = None
+    latency_budget: str | None = None
+    sampler: str = "tpe"
+    trials: int = 24
+    time_budget: str | None = None
+    seed: int = 0
+    data: str | None = None
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    latency_table: str | None = None
+    resolution: int = 224
+    num_classes: int = 1000
+    cpus_per_trial: int = 1
+    address: str | None = None
+
+    def check(self) -> SearchSettings:
+        """Raise ConfigError, naming the setting, for anything that cannot run."""
+        unknown = [o for o in self.objectives if o not in ALIASES]
+        if unknown or not self.objectives:
+            raise ConfigError(f"objectives: unknown objective {unknown[0]!r}; choose from "
+                              f"{', '.join(ALIASES)}" if unknown else "objectives: none given")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)}, "
+                              f"got {self.sampler!r}")
+        for name in ("trials", "resolution", "num_classes", "cpus_per_trial"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')}: must be positive, "
+                                  f"got {getattr(self, name)}")
+        self.limits()
+        self.time_budget_seconds()
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The table columns of the objectives."""
+        return [ALIASES[o] for o in self.objectives]
+
+    def limits(self) -> dict[str, float]:
+        """Hard upper limits by table column: flops, mac, params, latency_ms."""
+        limits = {}
+        for column, text in (("flops", self.budget), ("mac", self.mac_budget),
+                             ("params", self.params_budget)):
+            if text is not None:
+                limits[column] = parse_count(text, f"{column} budget")
+        if self.latency_budget is not None:
+            limits["latency_ms"] = parse_milliseconds(self.latency_budget)
+        return limits
+
+    def uses_latency(self) -> bool:
+        return "latency_ms" in self.columns or self.latency_budget is not None
+
+    def time_budget_seconds(self) -> float | None:
+        return None if self.time_budget is None else parse_duration(self.time_budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["objectives"] = list(self.objectives)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSettings:
+        data = dict(data)
+        data["objectives"] = tuple(data["objectives"])
+        data["proxy"] = ProxySettings(**data["proxy"])
+        return cls(**data)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> SearchSettings:
+        path = Path(run_dir) / "run.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{run_dir}: not a run folder (no run.yaml)")
+        return cls.from_dict(yaml.safe_load(path.read_text())["settings"])
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration like 30m, 1h30m, 90s or 45 (minutes)."""
+    text = str(text).strip().lower()
+    match = DURATION.fullmatch(text)
+    if text.replace(".", "", 1).isdigit():
+        seconds = float(text) * 60
+    elif match and any(match.groups()):
+        h, m, s = (float(g or 0) for g in match.groups())
+        seconds = 3600 * h + 60 * m + s
+    else:
+        raise ConfigError(f"time budget: expected a duration like 30m, 1h30m or 90s, got {text!r}")
+    if seconds <= 0:
+        raise ConfigError(f"time budget: must be positive, got {text!r}")
+    return seconds
+
+
+def parse_milliseconds(text: str) -> float:
+    """Milliseconds of a latency like 15ms, 0.015s or 15."""
+    match = MILLISECONDS.fullmatch(str(text).strip().lower())
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"latency budget: expected a positive latency like 15ms, got {text!r}")
+    return float(match.group(1)) * (1000 if match.group(2) == "s" else 1)

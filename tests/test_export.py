@@ -1,0 +1,131 @@
+"""Exported standalone files: built in a fresh process, they are the tool's network exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from randomnets import random_network
+
+from nas.blocks import FAMILIES
+from nas.cli import main
+from nas.config import Network, load_network
+from nas.export import write_export
+from nas.network import build, complexity
+from nas.search.settings import SearchSettings
+
+RESOLUTION = 64
+CHECK = """
+import importlib.util, json, sys
+import torch
+from nas.cost.measure import measure
+out = {}
+for path in sys.argv[1:]:
+    spec = importlib.util.spec_from_file_location("exported", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.build_model(num_classes=7)
+    model.load_state_dict(torch.load(path[:-3] + ".state.pt"))
+    x = torch.load(path[:-3] + ".input.pt")
+    with torch.no_grad():
+        torch.save(model.eval()(x), path[:-3] + ".output.pt")
+    out[path] = {**measure(model, RESOLUTION), "names": list(model.state_dict())}
+print(json.dumps(out))
+""".replace("RESOLUTION", str(RESOLUTION))
+
+
+def test_exported_networks_equal_the_tools_for_every_family(tmp_path):
+    rng = random.Random(0)
+    cases = {}
+    for family in FAMILIES:
+        for se in (0.0, 0.25):
+            net = random_network(rng, family, [2, 1, 2])
+            net = dataclasses.replace(net, stages=tuple(dataclasses.replace(s, se=se)
+                                                        for s in net.stages)).validate()
+            path = tmp_path / f"{family}_se{se}.py"
+            write_export(net, path, num_classes=7, title=f"{family} se={se}")
+            model = build(net, 7).eval()
+            torch.manual_seed(1)
+            for p in model.parameters():  # weights unlike a fresh init, BN stats included
+                p.data.normal_(0, 0.1)
+            x = torch.randn(2, 3, RESOLUTION, RESOLUTION)
+            torch.save(model.state_dict(), path.with_suffix(".state.pt"))
+            torch.save(x, path.with_suffix(".input.pt"))
+            with torch.no_grad():
+                cases[str(path)] = (net, model(x), list(model.state_dict()))
+            text = path.read_text()
+            assert "import nas" not in text and "from nas" not in text
+            assert "def complexity" not in text and "class Net(nn.Module)" in text
+            assert Network.from_yaml(path.with_suffix(".yaml").read_text()) == net
+            lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache",
+                                   "--select", "E,F,W,I,B,UP", str(path)], capture_output=True,
+                                  text=True)
+            assert lint.returncode == 0, lint.stdout
+    done = subprocess.run([sys.executable, "-c", CHECK, *cases], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(done.stdout)
+    for path, (net, output, names) in cases.items():
+        cx = complexity(net, RESOLUTION, 7)
+        assert measured[path]["params"] == cx.params
+        assert measured[path]["flops"] == cx.flops
+        assert measured[path]["names"] == names
+        assert torch.equal(torch.load(path[:-3] + ".output.pt"), output), path
+
+
+def fake_run(path, statuses):
+    path.mkdir()
+    settings = SearchSettings(objectives=("accuracy", "flops")).to_dict()
+    settings["proxy"] = dict(settings["proxy"])
+    (path / "run.yaml").write_text(yaml.safe_dump({"settings": settings}))
+    net = load_network(Path(__file__).parent.parent / "spaces/zoo/regnetx_400mf.yaml")
+    pd.DataFrame([{"trial_id": i, "status": s, "accuracy": 50.0 + i, "latency_ms": None,
+                   "flops": 1e8 * (i + 1), "params": 1e6, "mac": 1e7, "config": net.to_json()}
+                  for i, s in enumerate(statuses)]).to_csv(path / "trials.csv", index=False)
+
+
+def test_export_of_a_run_picks_the_front(tmp_path, capsys):
+    fake_run(tmp_path / "run", ["complete", "infeasible", "complete"])
+    assert main(["export", str(tmp_path / "run"), "--pick", "accuracy",
+                 "-o", str(tmp_path / "m.py")]) == 0
+    assert "trial 2" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "run"), "--pick", "flops",
+                 "-o", str(tmp_path / "m.py")]) == 0
+    assert "trial 0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("statuses, args, message", [
+    (["infeasible", "failed"], [], "no trial has finished"),
+    (["complete"], ["--trial", "7"], "no trial 7"),
+    (["complete", "failed"], ["--trial", "1"], "trial 1 is failed"),
+    (["complete"], ["--weights"], "no saved weights"),
+])
+def test_export_errors_are_one_line(tmp_path, capsys, statuses, args, message):
+    fake_run(tmp_path / "run", statuses)
+    assert main(["export", str(tmp_path / "run"), *args, "-o", str(tmp_path / "m.py")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_pareto_and_analyze_read_runs_and_plot(tmp_path, capsys):
+    fake_run(tmp_path / "a", ["complete", "complete", "complete"])
+    fake_run(tmp_path / "b", ["complete", "infeasible"])
+    assert main(["pareto", str(tmp_path / "a"), str(tmp_path / "b"), "--plot",
+                 str(tmp_path / "front.png")]) == 0
+    out = capsys.readouterr().out
+    assert "3 on the front of 3" in out and "resnext d[1,2,7,12] w[32,64,160,384]" in out
+    assert (tmp_path / "front.png").stat().st_size > 10_000
+    assert main(["analyze", str(tmp_path / "a"), str(tmp_path / "b"), "--plot",
+                 str(tmp_path / "edf.png")]) == 0
+    out = capsys.readouterr().out
+    assert "48.00" in out and (tmp_path / "edf.png").exists()  # best error of run a: 100 - 52
+    assert main(["pareto", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

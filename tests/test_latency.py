@@ -1,0 +1,229 @@
+"""Latency tables: keys, the table file under concurrent writers and damage, and predictions."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import warnings
+
+import pytest
+import torch
+from randomnets import random_network
+
+from nas.blocks import FAMILIES
+from nas.cli import main
+from nas.config import Network
+from nas.cost import latency
+from nas.cost.latency import (
+    Entry,
+    Key,
+    LatencyError,
+    Profile,
+    Table,
+    TableWarning,
+    Timing,
+    placed_units,
+    predict,
+)
+from nas.network import build
+
+RESOLUTION = 32
+QUICK = Timing(min_run_time=0.005, min_repeats=5, warmup=1, retries=1)
+TINY = {"stem": {"kind": "cifar", "width": 8},
+        "stages": [{"block": "resnext", "depth": 2, "width": 16, "group_w": 4},
+                   {"block": "resnext", "depth": 1, "width": 24, "group_w": 8}]}
+
+
+def _entry(i: int) -> Entry:
+    key = Key(f"Block(w_in={i},w_out={i + 1})@7x7", 1, "float32", "contiguous")
+    return Entry(key, 0.5 + i / 1000, 0.5, 0.01, 20, "2025-01-01T00:00:00+00:00")
+
+
+def _rows(path) -> list[str]:
+    return [line for line in path.read_text().splitlines()[4:] if line]
+
+
+def test_table_round_trip(tmp_path):
+    path = tmp_path / "t.csv"
+    table = Table(path, Profile())
+    table.add([_entry(i) for i in range(3)])
+    table.add([_entry(3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = Table(path, Profile())
+    assert again.entries == table.entries and len(again) == 4
+    head = path.read_text().splitlines()
+    assert head[1] == f"# device: {Profile().name()}"
+    assert head[2] == f"# fingerprint: {Profile().fingerprint()}"
+    assert head[4].startswith('"Block(w_in=0,w_out=1)@7x7",1,float32,contiguous,0.5,0.5,0.01,20,')
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_unit_inputs_are_what_the_built_network_feeds_them(family):
+    net = random_network(random.Random(family), family, [2, 1])
+    placed = placed_units(net, RESOLUTION, 10)
+    model = build(net, 10)
+    modules = [model.stem, *(b for s in list(model.children())[1:-1] for b in s), model.head]
+    seen = []
+    hooks = [m.register_forward_pre_hook(lambda m, x: seen.append(tuple(x[0].shape[1:])))
+             for m in modules]
+    model.eval()(torch.zeros(1, 3, RESOLUTION, RESOLUTION))
+    for h in hooks:
+        h.remove()
+    assert [p.shape for p in placed] == seen
+    assert [p.name for p in placed][:2] == ["stem", "s1.b1"]
+
+
+def test_keys_are_canonical_and_carry_the_run():
+    placed = placed_units(Network.from_dict(TINY), RESOLUTION, 10)[1]
+    assert placed.signature() == ("ResNeXtBlock(w_in=8,w_out=16,stride=2,bot_mul=1.0,group_w=4,"
+                                  "se=0.0,shortcut=proj)@32x32")
+    key = placed.key(Profile(batch=4, memory_format="channels_last"))
+    assert (key.batch, key.dtype, key.memory_format) == (4, "float32", "channels_last")
+
+
+def test_prediction_is_the_sum_of_its_entries_and_missing_ones_are_measured_once(tmp_path,
+                                                                                 monkeypatch):
+    measured = []
+    monkeypatch.setattr(latency, "measure_units", _counting(latency.measure_units, measured))
+    path = tmp_path / "t.csv"
+    net = Network.from_dict(TINY)
+    table = Table(path, Profile())
+    prediction = predict(net, table, RESOLUTION, 10, QUICK)
+    keys = {p.key(table.profile) for p, _ in prediction.units}
+    assert len(_rows(path)) == len(keys) == 5  # stem, two distinct blocks of s1, s2.b1, head
+    assert prediction.total_ms == pytest.approx(sum(e.mean_ms for _, e in prediction.units))
+    assert sum(prediction.by_stage().values()) == pytest.approx(prediction.total_ms)
+    assert all(table.get(p.key(table.profile)) == e for p, e in prediction.units)
+
+    with pytest.raises(LatencyError, match="1 unit.* not measured, first HeadModule"):
+        predict(net, table, RESOLUTION, 100)  # only the head differs; measuring is off
+    assert len(measured) == 1
+    other = predict(net, Table(path, Profile()), RESOLUTION, 100, QUICK)
+    assert len(measured) == 2 and len(_rows(path)) == 6
+    assert [e for _, e in other.units][:-1] == [e for _, e in prediction.units][:-1]
+
+
+def test_noisy_entries_are_measured_again_and_the_quietest_kept(monkeypatch):
+    rounds = iter([[1.0, 2.0, 3.0, 4.0], [1.0, 1.01, 1.02, 1.03], [5.0] * 4])  # seconds
+    def passes(modules, *_):
+        times = next(rounds)
+        return [list(times) for _ in modules]
+
+    monkeypatch.setattr(latency, "_time_passes", passes)
+    entries = latency.measure_units(Network.from_dict(TINY), Profile(), Timing(retries=3),
+                                    RESOLUTION, 10)
+    assert next(rounds) == [5.0] * 4  # the quiet second round ended the measurement
+    for entry in entries.values():
+        assert entry.median_ms == pytest.approx(1015)
+        assert entry.iqr_ms == pytest.approx(25)  # the noise is recorded
+        assert entry.mean_ms == pytest.approx(1015) and entry.repeats == 4
+
+
+def _counting(function, calls: list):
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+    return counted
+
+
+def _writer(path: str, start: int) -> None:
+    table = Table(path, Profile())
+    for i in range(start, start + 150):
+        table.add([_entry(i)])
+
+
+def test_two_processes_writing_one_table_keep_every_entry(tmp_path):
+    path = str(tmp_path / "t.csv")
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_writer, args=(path, start)) for start in (0, 1000)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+        assert w.exitcode == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = Table(path, Profile())
+    expected = {_entry(i).key for i in [*range(150), *range(1000, 1150)]}
+    assert set(table.entries) == expected
+
+
+def test_corrupt_rows_are_reported_and_valid_rows_kept(tmp_path):
+    path = tmp_path / "t.csv"
+    Table(path, Profile()).add([_entry(0), _entry(1)])
+    with open(path, "a") as f:
+        f.write("not,a,row\n")
+        f.write('"Block(w_in=9)@7x7",1,float32,contiguous,-1,0.1,20,2025\n')
+        f.write('"Block(w_in=8)@7x7",1,float')  # torn by a crashed writer
+    with pytest.warns(TableWarning, match=r"skipped 2 malformed row\(s\) at line\(s\) 7, 8"):
+        table = Table(path, Profile())
+    assert set(table.entries) == {_entry(0).key, _entry(1).key}
+    with pytest.warns(TableWarning, match="line.* 9"):
+        table.add([_entry(2)])  # ends the torn row, which now reads as malformed
+    assert _keys(path) == {_entry(i).key for i in range(3)}
+
+
+def _keys(path) -> set:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return set(Table(path, Profile()).entries)
+
+
+def test_a_file_that_is_no_table_is_a_clear_error_and_left_alone(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_text("median,key\n1,2\n")
+    with pytest.raises(LatencyError, match="not a latency table: expected the column line"):
+        Table(path, Profile())
+    config = tmp_path / "net.yaml"
+    Network.from_dict(TINY).save(config)
+    assert main(["latency", "predict", str(config), "--latency-table", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a latency table" in err
+    assert path.read_text() == "median,key\n1,2\n"
+
+
+def test_a_table_from_another_fingerprint_warns(tmp_path):
+    path = tmp_path / "t.csv"
+    Table(path, Profile()).add([_entry(0)])
+    with pytest.warns(TableWarning, match="threads=1.*threads=2"):
+        table = Table(path, Profile(threads=2))
+    assert table.get(_entry(0).key) == _entry(0)
+
+
+def test_predict_command_prints_stages_and_json(tmp_path, capsys):
+    config, path = tmp_path / "net.yaml", tmp_path / "t.csv"
+    Network.from_dict(TINY).save(config)
+    argv = ["latency", "predict", str(config), "--latency-table", str(path), "--resolution",
+            str(RESOLUTION), "--num-classes", "10", "--min-run-time", "0.005"]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["stages"]) == ["stem", "s1", "s2", "head"]
+    assert out["predicted_ms"] == pytest.approx(sum(u["ms"] for u in out["units"]))
+    assert main(argv + ["--no-measure"]) == 0
+    text = capsys.readouterr().out
+    assert f"{out['predicted_ms']:.3f} ms predicted" in text
+    assert [line.split()[0] for line in text.splitlines()[2:]] == ["stem", "s1", "s2", "head"]
+
+
+SPACE = ["--space", "regnet", "--budget", "10MF", "-n", "2", "--resolution", str(RESOLUTION),
+         "--num-classes", "10", "--min-run-time", "0.005"]
+
+
+def test_build_fills_what_check_needs_and_check_reports_its_rows(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    table = ["--latency-table", str(path), "--json"]
+    assert main(["latency", "build", *SPACE, *table]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["measured"] == built["needed"] == len(_rows(path)) > 0
+    assert main(["latency", "check", *SPACE, *table]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(_rows(path)) == built["needed"]  # nothing was missing
+    assert result["n"] == len(result["rows"]) == 2
+    errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in result["rows"]]
+    assert result["within_10"] == sum(e <= 0.1 for e in errors) / 2
+    for row in result["rows"]:
+        net = Network.from_dict(row["config"])
+        again = predict(net, Table(path, Profile()), RESOLUTION, 10)  # measuring is off
+        assert again.total_ms == pytest.approx(row["predicted_ms"])

@@ -1,0 +1,195 @@
+"""The search command end to end: real CIFAR images, real Ray (local and a started cluster)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.config import Network
+
+DATA = os.environ.get("NAS_DATA")
+needs_data = pytest.mark.skipif(not DATA, reason="NAS_DATA is not set (real CIFAR-10 needed)")
+TINY = ["--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
+        "--epochs", "1", "--train-images", "256", "--val-images", "256", "--batch-size", "64",
+        "--width-mult", "0.5"]
+
+
+def search(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "search.py", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=600, env=env)
+
+
+def check_run_folder(run: Path, trained: int) -> pd.DataFrame:
+    trials = pd.read_csv(run / "trials.csv")
+    for column in ("trial_id", "status", "accuracy", "latency_ms", "flops", "params", "acts",
+                   "mac", "config", "error", "train_seconds", "wall_seconds"):
+        assert column in trials
+    assert set(trials["status"]) <= {"complete", "failed", "infeasible", "interrupted"}
+    complete = trials[trials["status"] == "complete"]
+    assert len(complete) + (trials["status"] == "failed").sum() == trained
+    assert complete["accuracy"].between(0, 100).all()
+    for row in trials[trials["status"] == "infeasible"].itertuples():  # regnet wants 4 stages
+        assert row.flops > 400e6 or len(json.loads(row.config)["stages"]) != 4
+    assert (complete["flops"] <= 400e6).all()
+    for config in complete["config"]:
+        Network.from_json(config)
+    pareto = pd.read_csv(run / "pareto.csv")
+    assert 1 <= len(pareto) and set(pareto["trial_id"]) <= set(complete["trial_id"])
+    run_yaml = yaml.safe_load((run / "run.yaml").read_text())
+    assert run_yaml["settings"]["space"] == "regnet" and run_yaml["settings"]["seed"] == 0
+    assert {"nas", "torch", "ray", "optuna"} <= set(run_yaml["versions"])
+    assert (run / "trials.parquet").exists()
+    return trials
+
+
+@needs_data
+@pytest.mark.slow
+def test_search_on_local_ray(tmp_path):
+    done = search(*TINY, "--trials", "3", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = check_run_folder(tmp_path / "run", trained=3)
+    complete = trials[trials["status"] == "complete"]
+    for trial in complete["trial_id"]:
+        assert (tmp_path / "run" / "weights" / f"trial_{trial}.pt").is_file()
+
+    # The proxy-trained network exported with its weights reproduces its validation accuracy.
+    trial = int(complete["trial_id"].iloc[0])
+    assert main(["export", str(tmp_path / "run"), "--trial", str(trial), "--weights",
+                 "-o", str(tmp_path / "model.py")]) == 0
+    script = f"""
+import importlib.util, sys, torch
+from nas.evaluate.data import load, stratified_split, to_tensor
+from nas.evaluate.proxy import ProxySettings, score
+spec = importlib.util.spec_from_file_location("model", {str(tmp_path / "model.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+model = module.build_model()
+s, data = ProxySettings(train_images=256, val_images=256), load()
+_, val = stratified_split(data.train_labels, s.train_images, s.val_images, s.split_seed)
+print(score(model, to_tensor(data.train_images[val]), torch.from_numpy(data.train_labels[val]))[0])
+"""
+    scored = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert float(scored.stdout) == pytest.approx(complete["accuracy"].iloc[0])
+
+
+@needs_data
+@pytest.mark.slow
+def test_search_on_a_started_ray_cluster(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    # Keep the cluster on loopback (Ray otherwise swaps 127.0.0.1 for the host's address), and
+    # let the driver present the token that `ray start` sets up.
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+    subprocess.run([*ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                   check=True, capture_output=True, env=env, timeout=120)
+    try:
+        done = search(*TINY, "--trials", "2", "--address", f"127.0.0.1:{port}",
+                      "--out", str(tmp_path / "run"), env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        check_run_folder(tmp_path / "run", trained=2)
+    finally:
+        subprocess.run([*ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+@needs_data
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "search.py", *TINY, "--trials", "5",
+                                "--out", str(run)], cwd=Path(__file__).parent.parent,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (run / "trials.csv").exists():
+            before = pd.read_csv(run / "trials.csv")
+            if (before["status"] == "complete").sum() >= 2:
+                break
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = before[before["status"] == "complete"].set_index("trial_id")
+    assert len(before) >= 2
+
+    done = search("--resume", str(run), "--trials", "5")
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = pd.read_csv(run / "trials.csv").set_index("trial_id")
+    assert (after["status"] == "complete").sum() == 5
+    kept = after.loc[before.index]
+    assert (kept["status"] == "complete").all()
+    assert kept["accuracy"].tolist() == before["accuracy"].tolist()
+    trained = after[after["status"] == "complete"]["config"]
+    assert not trained.duplicated().any()  # nothing trained twice
+
+
+@needs_data
+@pytest.mark.slow
+def test_a_run_whose_every_training_fails_stops_with_one_line(tmp_path):
+    done = search(*TINY, "--trials", "6", "--lr", "1e12", "--out", str(tmp_path / "run"))
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert "trainings all failed" in last and "Traceback" not in done.stderr
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
+    failed = trials[trials["status"] == "failed"]
+    assert len(failed) >= 3 and failed["error"].str.contains("loss").all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "nope"], "nope"),
+    (["--budget", "lots"], "budget"),
+    (["--budget", "1MF"], "no feasible network"),
+    (["--objectives", "accuracy,beauty"], "beauty"),
+    (["--time-budget", "soon"], "time budget"),
+    (["--latency-budget", "fast"], "latency budget"),
+])
+def test_bad_input_is_one_line_before_ray_starts(args, message, capsys, tmp_path):
+    assert main(["search", *args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_is_one_line(capsys, tmp_path):
+    assert main(["search", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert "CIFAR-10" in capsys.readouterr().err
+
+
+def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
+    """A failed training is recorded with its reason and the study goes on (no Ray)."""
+    from nas.search.runner import Running, Search
+    from nas.search.settings import SearchSettings
+
+    if not DATA:
+        pytest.skip("NAS_DATA is not set")
+    s = Search(SearchSettings(objectives=("accuracy", "flops")), tmp_path)
+    s.open_study()
+    results = [{"top1": float("nan"), "loss": float("nan"), "seconds": 1.0,
+                "images_per_second": 0.0, "flops": 1, "reason": "loss became nan at step 3"},
+               {"top1": 42.0, "loss": 1.5, "seconds": 2.0, "images_per_second": 100.0,
+                "flops": 1, "reason": ""}]
+    for result in results:
+        s.finish(Running(s.propose(), None, time.time()), result)
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    trained = trials[trials["status"] != "infeasible"]
+    assert trained["status"].tolist() == ["failed", "complete"]
+    assert trained["error"].iloc[0] == "loss became nan at step 3"
+    assert trained["accuracy"].iloc[1] == 42.0
+    assert json.loads(trained["config"].iloc[1])["stages"]
+    assert pd.read_csv(tmp_path / "pareto.csv")["trial_id"].tolist() == \
+        [trained["trial_id"].iloc[1]]
