@@ -82,7 +82,7 @@ class Network:
     def from_dict(cls, data: Any) -> Network:
         if not isinstance(data, dict):
             raise ConfigError(f"config: expected a mapping with 'stages', got {data!r}")
-        _no_unknown("config", data, {"stem", "stages", "head"})
+        check_keys("config", data, {"stem", "stages", "head"})
         if not isinstance(data.get("stages"), list):
             raise ConfigError("stages: expected a list of stages")
         stages = tuple(_stage_from_dict(i, s) for i, s in enumerate(data["stages"]))
@@ -144,7 +144,7 @@ def _typed(where: str, cls: type, data: Any, required: set[str] = frozenset()):
         raise ConfigError(f"{where}: expected a mapping, got {data!r}")
     data = dict(data)
     hints = get_type_hints(cls)
-    _no_unknown(where, data, _names(cls))
+    check_keys(where, data, _names(cls))
     for f in fields(cls):
         if f.name in required and f.name not in data:
             raise ConfigError(f"{where}.{f.name}: missing")
@@ -165,7 +165,8 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
     return value
 
 
-def _no_unknown(where: str, data: dict, known: set[str]) -> None:
+def check_keys(where: str, data: dict, known: set[str]) -> None:
+    """Raise ConfigError naming the first key of ``data`` that is not ``known``."""
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of "

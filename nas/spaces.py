@@ -22,7 +22,7 @@ import yaml
 
 from nas.blocks import FAMILIES, Stage, Unit
 from nas.budget import band, flops_text, parse_count
-from nas.config import Head, Network, Stem, load_yaml
+from nas.config import Head, Network, Stem, check_keys, load_yaml
 from nas.cost.complexity import Complexity, Cx
 from nas.errors import ConfigError, NasError
 from nas.generators import (
@@ -474,7 +474,7 @@ def load_space(name: str) -> Space:
 def parse_space(name: str, data: Any) -> Space:
     """A space from the mapping of a space file."""
     _expect_mapping("space", data)
-    _known("space", data, {"generator", "stages", "params", "fixed", "constraints"})
+    check_keys("space", data, {"generator", "stages", "params", "fixed", "constraints"})
     generator = data.get("generator")
     if generator not in GENERATOR_SETTINGS:
         raise ConfigError(f"generator: expected one of {', '.join(GENERATOR_SETTINGS)}, "
@@ -546,7 +546,7 @@ def _distribution(where: str, spec: Any) -> Int | Float | Pow2 | Choice:
                           f"{{float: [low, high]}} (either with step and log), "
                           f"{{pow2: [low, high]}} or {{choice: [values]}}; got {spec!r}")
     kind = kinds.pop()
-    _known(where, spec, {kind, "step", "log"} if kind in ("int", "float") else {kind})
+    check_keys(where, spec, {kind, "step", "log"} if kind in ("int", "float") else {kind})
     bounds = spec[kind]
     if kind == "choice":
         if not isinstance(bounds, list) or not bounds:
@@ -584,7 +584,7 @@ def _multiple(x: float, step: float) -> bool:
 
 def _constraints(spec: Any) -> Constraints:
     _expect_mapping("constraints", spec)
-    _known("constraints", spec, {*METRICS, "stages"})
+    check_keys("constraints", spec, {*METRICS, "stages"})
     bounds = {}
     for metric, limits in spec.items():
         where = f"constraints.{metric}"
@@ -603,10 +603,3 @@ def _expect_mapping(where: str, value: Any) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")
     return value
-
-
-def _known(where: str, data: Mapping, keys: set[str]) -> None:
-    unknown = sorted(set(data) - keys)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of "
-                          f"{', '.join(sorted(keys))}")

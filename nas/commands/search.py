@@ -7,11 +7,12 @@ import dataclasses
 import time
 from pathlib import Path
 
+from nas.commands.train import add_proxy_arguments, proxy_settings
+
 HELP = "search a design space for accurate networks under FLOPs, MAC and latency limits"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nas.evaluate.proxy import ProxySettings
     from nas.search.settings import SAMPLERS, SearchSettings
 
     d = SearchSettings()
@@ -45,15 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue a run folder; its settings are kept, --trials and "
                         "--time-budget may be changed")
-    proxy = p.add_argument_group("proxy training")
-    for f in dataclasses.fields(ProxySettings):
-        if f.name in ("epochs", "train_images", "val_images", "batch_size", "width_mult", "lr"):
-            proxy.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default),
-                               default=f.default, help=f"(default {f.default})")
+    add_proxy_arguments(p.add_argument_group("proxy training"), leave_out=("threads",))
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.evaluate.proxy import ProxySettings
     from nas.search.runner import run as search
     from nas.search.settings import SearchSettings
 
@@ -62,15 +58,13 @@ def run(args: argparse.Namespace) -> int:
                                        time_budget=args.time_budget)
         run_dir = args.resume
     else:
-        proxy = ProxySettings(epochs=args.epochs, train_images=args.train_images,
-                              val_images=args.val_images, batch_size=args.batch_size,
-                              width_mult=args.width_mult, lr=args.lr)
         settings = SearchSettings(
             space=args.space, budget=args.budget, band=args.band,
             objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
             mac_budget=args.mac_budget, params_budget=args.params_budget,
             latency_budget=args.latency_budget, sampler=args.sampler, trials=args.trials,
-            time_budget=args.time_budget, seed=args.seed, data=args.data, proxy=proxy,
+            time_budget=args.time_budget, seed=args.seed, data=args.data,
+            proxy=proxy_settings(args),
             latency_table=args.latency_table, resolution=args.resolution,
             num_classes=args.num_classes, cpus_per_trial=args.cpus_per_trial,
             address=args.address)

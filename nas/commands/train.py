@@ -24,27 +24,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CIFAR-10 folder (python batches or ImageFolder); default $NAS_DATA")
     p.add_argument("--download", action="store_true",
                    help="download CIFAR-10 into --data DIR if it is not there")
-    for flag, kind, text in SETTINGS:
-        p.add_argument(f"--{flag}", type=kind, help=f"{text} (default: the proxy's)")
+    add_proxy_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
-def run(args: argparse.Namespace) -> int:
+def add_proxy_arguments(p: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """The proxy-training settings as options (``nas train``, ``nas search``)."""
+    for flag, kind, text in SETTINGS:
+        if flag not in leave_out:
+            p.add_argument(f"--{flag}", type=kind, help=f"{text} (default: the proxy's)")
+
+
+def proxy_settings(args: argparse.Namespace):
+    """ProxySettings with the options given on the command line."""
     import dataclasses
 
+    from nas.evaluate.proxy import ProxySettings
+
+    changes = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_"), None)
+               for flag, _, _ in SETTINGS}
+    return dataclasses.replace(ProxySettings(),
+                               **{k: v for k, v in changes.items() if v is not None})
+
+
+def run(args: argparse.Namespace) -> int:
     from nas.config import load_network
     from nas.evaluate import data
-    from nas.evaluate.proxy import ProxySettings, evaluate
+    from nas.evaluate.proxy import evaluate
 
     network = load_network(args.config)
     if args.download and not args.data:
         raise data.DataError("--download needs --data DIR, the folder to download into")
     cifar = data.load(args.data, download=args.download)
-    changes = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
-               for flag, _, _ in SETTINGS}
-    settings = dataclasses.replace(ProxySettings(),
-                                   **{k: v for k, v in changes.items() if v is not None})
+    settings = proxy_settings(args)
     result = evaluate(network, cifar, settings, args.seed)
     if args.json:
         print(json.dumps({**result.to_dict(), "settings": settings.to_dict(), "seed": args.seed}))

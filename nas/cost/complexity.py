@@ -46,7 +46,7 @@ class Cx:
     rf: int = 1
     jump: int = 1
 
-    def _spatial(self, k: int, stride: int) -> tuple[int, int, int]:
+    def _spatial(self, k: int, stride: int) -> int:
         """Input elements per channel; moves to the output size and grows the receptive field."""
         n_in = self.h * self.w
         self.h, self.w = (self.h - 1) // stride + 1, (self.w - 1) // stride + 1

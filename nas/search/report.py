@@ -120,11 +120,7 @@ def best_error_interval(errors: np.ndarray, n: int = 1000, seed: int = 0) -> tup
 def plot_fronts(runs: list[Run], path: Path) -> None:
     """Accuracy against latency and against FLOPs: every trial grey, each run's front
     connected and labelled with trial ids, limits as dashed lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     axes_of = [c for c in ("latency_ms", "flops") if any(r.complete()[c].notna().any()
                                                          for r in runs)]
     fig, axes = plt.subplots(1, len(axes_of), figsize=(6.5 * len(axes_of), 5), squeeze=False)
@@ -146,17 +142,11 @@ def plot_fronts(runs: list[Run], path: Path) -> None:
         ax.set_ylabel("proxy accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_edfs(runs: list[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     errors = {run.name: 100 - run.complete()["accuracy"].to_numpy(float) for run in runs}
     grid = np.linspace(min(e.min() for e in errors.values()),
@@ -167,6 +157,19 @@ def plot_edfs(runs: list[Run], path: Path) -> None:
     ax.set_ylabel("cumulative share of models")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
