@@ -2,9 +2,10 @@
 
 1. Ray actors (what the search uses) against Ray Tune trials, side by side on one Ray
    instance: seconds of overhead per trivial trial.
-2. A real search at the default proxy settings: per-trial overhead (wall time from submission
-   to result, minus the training's own time) as a share of the training time, and trials per
-   hour.
+2. A real search at the default settings: per-trial overhead (wall time from submission to
+   result, minus the training's own time) as a share of the training time, the time spent
+   proposing a candidate (analytic counts, latency prediction), the share of the slots' time
+   spent training (utilization), and trials per hour.
 
     python benchmarks/search_overhead.py [--trials 8] [--tune-trials 8]
 
@@ -75,6 +76,7 @@ def search_costs(trials: int) -> dict[str, float]:
         table = pd.read_csv(run / "trials.csv")
     done = table[table["status"].isin(["complete", "failed"])]
     warm = done.iloc[os.cpu_count():]  # after each actor's first trial (process start, data)
+    busy = (done["submitted_at"] + done["wall_seconds"]).max() - done["submitted_at"].min()
     return {"search_trials": len(done), "search_wall_seconds": wall,
             "train_seconds_median": done["train_seconds"].median(),
             "overhead_seconds_median": done["overhead_seconds"].median(),
@@ -83,6 +85,7 @@ def search_costs(trials: int) -> dict[str, float]:
                                            ).median() if len(warm) else None,
             "propose_seconds_median": done["propose_seconds"].median(),
             "propose_share_median": (done["propose_seconds"] / done["train_seconds"]).median(),
+            "slot_utilization": done["train_seconds"].sum() / (os.cpu_count() * busy),
             "trials_per_hour": 3600 * len(done) / wall}
 
 

@@ -193,3 +193,15 @@ def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
     assert json.loads(trained["config"].iloc[1])["stages"]
     assert pd.read_csv(tmp_path / "pareto.csv")["trial_id"].tolist() == \
         [trained["trial_id"].iloc[1]]
+
+
+@needs_data
+@pytest.mark.slow
+def test_time_budget_stops_the_run_cleanly(tmp_path):
+    done = search(*TINY, "--trials", "100", "--time-budget", "20s", "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = pd.read_csv(tmp_path / "r" / "trials.csv")
+    assert (trials["status"] == "complete").sum() < 100
+    assert set(trials["status"]) <= {"complete", "failed", "infeasible"}
+    failed = trials[trials["status"] == "failed"]
+    assert (failed["error"] == "stopped: time budget reached").all()

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="CIFAR-10 folder (python batches or ImageFolder); default $NAS_DATA")
     p.add_argument("--download", action="store_true",
-                   help="download CIFAR-10 into --data DIR if it is not there")
+                   help="download CIFAR-10 into the data folder if it is not there")
     add_proxy_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -54,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from nas.evaluate.proxy import evaluate
 
     network = load_network(args.config)
-    if args.download and not args.data:
-        raise data.DataError("--download needs --data DIR, the folder to download into")
     cifar = data.load(args.data, download=args.download)
     settings = proxy_settings(args)
     result = evaluate(network, cifar, settings, args.seed)

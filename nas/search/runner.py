@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from nas.network import complexity
 from nas.search.pareto import OBJECTIVES
 from nas.search.results import status, write_run_yaml, write_tables
 from nas.search.settings import SearchSettings
-from nas.spaces import load_space
+from nas.spaces import Constraints, constraints_for, load_space
 
 FAIL_FAST = 3  # trainings that all fail before a run gives up
 MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
@@ -55,8 +55,9 @@ class Search:
         s = self.settings.check()
         self.space = load_space(s.space)
         self.limits = s.limits()
-        self.constraints = self.space.constraints.with_budget(self.limits.get("flops"), s.band)
-        self.constraints = _with_limits(self.constraints, self.limits, s)
+        self.constraints = _with_limits(
+            constraints_for(self.space, s.budget, s.band, s.resolution, s.num_classes),
+            self.limits)
         next(self.space.search(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
         load(s.data)  # a missing or corrupt data set fails here, before Ray starts
         self.table = _latency_table(s) if s.uses_latency() else None
@@ -136,7 +137,7 @@ class Search:
                weights: dict | None = None) -> None:
         """Tell the study how a trained candidate did, save its weights, rewrite the tables."""
         trial, wall = run.trial, time.time() - run.submitted
-        attrs = {"wall_seconds": wall}
+        attrs = {"wall_seconds": wall, "submitted_at": run.submitted}
         if result is not None:
             attrs.update(accuracy=result["top1"], val_loss=result["loss"],
                          train_seconds=result["seconds"], overhead_seconds=wall - result["seconds"],
@@ -184,13 +185,18 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
 
         idle = [new_actor() for _ in range(slots)]
         running: dict[Any, Running] = {}
+        ready_trial = None  # proposed ahead, while the slots train, so no slot waits for it
         while True:
-            while idle and search.trained() < s.trials and time.time() < deadline:
-                trial = search.propose()
+            wanted = search.trained() < s.trials and time.time() < deadline
+            if ready_trial is None and wanted:
+                ready_trial = search.propose()
+            if ready_trial is not None and idle:
                 actor = idle.pop()
-                seed = s.seed * 1_000_003 + trial.number
-                future = actor.evaluate.remote(trial.user_attrs["config"], seed)
-                running[future] = Running(trial, actor, time.time())
+                seed = s.seed * 1_000_003 + ready_trial.number
+                future = actor.evaluate.remote(ready_trial.user_attrs["config"], seed)
+                running[future] = Running(ready_trial, actor, time.time())
+                ready_trial = None
+                continue
             progress.update(len(running))
             if not running:
                 break
@@ -206,11 +212,13 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
                     search.finish(job, None, f"worker died: {type(e).__name__}: {e}"[:500])
                     idle.append(new_actor())
                 _fail_fast(search)
-            if time.time() >= deadline and running:
-                for future, job in running.items():
-                    ray.cancel(future, force=True)
+            if time.time() >= deadline:
+                stopped = [*running.values()] + ([Running(ready_trial, None, time.time())]
+                                                  if ready_trial is not None else [])
+                for job in stopped:
+                    if job.actor is not None:
+                        ray.kill(job.actor)
                     search.finish(job, None, "stopped: time budget reached")
-                running.clear()
                 break
     finally:
         progress.close()
@@ -269,17 +277,14 @@ def _sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
                                       multivariate=True, constant_liar=True)
 
 
-def _with_limits(constraints, limits: dict[str, float], s: SearchSettings):
-    """The space's constraints with the run's MAC and params budgets and its input size."""
-    from dataclasses import replace
-
+def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constraints:
+    """The constraints with the run's MAC and params budgets added."""
     bounds = dict(constraints.bounds)
     for column in ("mac", "params"):
         if column in limits:
             low, high = bounds.get(column, (0, math.inf))
             bounds[column] = (low, min(high, limits[column]))
-    return replace(constraints, bounds=bounds, resolution=s.resolution,
-                   num_classes=s.num_classes)
+    return replace(constraints, bounds=bounds)
 
 
 def _latency_table(s: SearchSettings):
