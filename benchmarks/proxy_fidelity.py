@@ -1,14 +1,14 @@
 """Fidelity of the proxy: does its cheap ranking agree with a much longer training?
 
-Samples regnet networks at 400MF (360-400MF at 224x224), trains each with the default proxy and
-with a reference training of 7.2 times its image-steps (3.6 times the images, twice the
-epochs), and reports Kendall tau and Spearman rho between the two rankings, beside those of
-FLOPs and params alone, with the wall seconds each training takes (one torch thread each,
-``--workers`` at a time). Every finished training is appended to ``proxy_fidelity_runs.csv`` at
-once, so a cut run loses nothing and a rerun resumes. ``--try NAME`` trains one of the
-alternative proxies of ``TRIED`` on the same networks; the summary lists the correlation and
-cost of each in ``tried``. The summary is ``proxy_fidelity.json``; ``proxy_fidelity.csv`` is
-the table of every network with both accuracies and costs.
+Samples regnet networks at 400MF (360-400MF at 224x224), trains each with the default proxy and with
+a reference training of 13 times its image-steps (5.2 times the images, 2.5 times the epochs, at
+full width, validated on twice the images), and reports Kendall tau and Spearman rho between the two
+rankings, beside those of FLOPs and params alone, with the wall seconds each training takes (one
+torch thread each, ``--workers`` at a time). Every finished training is appended to
+``proxy_fidelity_runs.csv`` at once, so a cut run loses nothing and a rerun resumes. ``--try NAME``
+trains one of the alternative proxies of ``TRIED`` on the same networks; the summary lists the
+correlation and cost of each in ``tried``. The summary is ``proxy_fidelity.json``;
+``proxy_fidelity.csv`` is the table of every network with both accuracies and costs.
 
     NAS_DATA=... nice -n 5 python benchmarks/proxy_fidelity.py [--n 16] [--workers 2]
     NAS_DATA=... nice -n 5 python benchmarks/proxy_fidelity.py --try width_mult=1.0
@@ -37,12 +37,17 @@ RUNS = RESULTS / "proxy_fidelity_runs.csv"
 FIELDS = ("index", "training", "status", "reason", "top1", "loss", "seconds",
           "images_per_second")
 PROXY = proxy.ProxySettings(threads=1)
-REFERENCE = dataclasses.replace(PROXY, train_images=18000, epochs=4)
+REFERENCE = dataclasses.replace(PROXY, train_images=26000, epochs=5, width_mult=1.0,
+                                val_images=10000)
 BUDGET, BAND, SAMPLE_SEED = "400MF", 0.9, 0
 TRIED = {  # alternative proxies measured against the same reference: name -> changed settings
-    "width_mult=0.5": {"width_mult": 0.5},
-    "train_images=4000": {"train_images": 4000},
-    "train_images=8000, epochs=1": {"train_images": 8000, "epochs": 1},
+    "width_mult=1.0": {"width_mult": 1.0},
+    "width_mult=1.0, val_images=10000": {"width_mult": 1.0, "val_images": 10000},
+    "width_mult=1.0, train_images=4000": {"width_mult": 1.0, "train_images": 4000},
+    "width_mult=1.0, train_images=8000, epochs=1": {"width_mult": 1.0, "train_images": 8000,
+                                                    "epochs": 1},
+    "width_mult=1.0, batch_size=64": {"width_mult": 1.0, "batch_size": 64},
+    "width_mult=1.0, batch_size=32": {"width_mult": 1.0, "batch_size": 32},
 }
 
 
@@ -152,7 +157,7 @@ def main() -> None:
     args = p.parse_args()
     samples = networks(args.n)
     trainings = ({name: dataclasses.replace(PROXY, **TRIED[name]) for name in args.alternatives}
-                 or {"proxy": PROXY, "reference": REFERENCE})
+                 or {"reference": REFERENCE, "proxy": PROXY})
     run(samples, trainings, args.workers)
     rows = done()
     if not all((i, t) in rows for i in range(args.n) for t in ("proxy", "reference")):

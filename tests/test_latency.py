@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
 import warnings
 
@@ -29,7 +30,7 @@ from nas.cost.latency import (
 from nas.network import build
 
 RESOLUTION = 32
-QUICK = Timing(min_run_time=0.005, min_repeats=5, warmup=1, retries=1)
+QUICK = Timing(min_run_time=0.005, min_repeats=5, warmup=1, retries=1, fresh_process=False)
 TINY = {"stem": {"kind": "cifar", "width": 8},
         "stages": [{"block": "resnext", "depth": 2, "width": 16, "group_w": 4},
                    {"block": "resnext", "depth": 1, "width": 24, "group_w": 8}]}
@@ -37,7 +38,7 @@ TINY = {"stem": {"kind": "cifar", "width": 8},
 
 def _entry(i: int) -> Entry:
     key = Key(f"Block(w_in={i},w_out={i + 1})@7x7", 1, "float32", "contiguous")
-    return Entry(key, 0.5 + i / 1000, 0.5, 0.01, 20, "2025-01-01T00:00:00+00:00")
+    return Entry(key, 0.5 + i / 1000, 0.5, 0.01, 20, 2.0, "2025-01-01T00:00:00+00:00")
 
 
 def _rows(path) -> list[str]:
@@ -103,6 +104,25 @@ def test_prediction_is_the_sum_of_its_entries_and_missing_ones_are_measured_once
     other = predict(net, Table(path, Profile()), RESOLUTION, 100, QUICK)
     assert len(measured) == 2 and len(_rows(path)) == 6
     assert [e for _, e in other.units][:-1] == [e for _, e in prediction.units][:-1]
+
+
+def test_entries_are_scaled_from_the_speed_they_were_measured_at(tmp_path):
+    table = Table(tmp_path / "t.csv", Profile())
+    net = Network.from_dict(TINY)
+    keys = list(dict.fromkeys(p.key(table.profile) for p in placed_units(net, RESOLUTION, 10)))
+    probes = [1.0, 2.0, 2.0, 4.0, 8.0]  # the probe network's ms when each entry was measured
+    table.add(Entry(k, 1.0, 1.0, 0.0, 20, probe, "2025-01-01T00:00:00+00:00")
+              for k, probe in zip(keys, probes))
+    assert table.typical_probe_ms() == 2.0
+    typical = predict(net, table, RESOLUTION, 10)
+    assert [typical.unit_ms(e) for _, e in typical.units] == [2.0, 1.0, 1.0, 0.5, 0.25]
+    assert predict(net, table, RESOLUTION, 10, probe_ms=4.0).total_ms == 2 * typical.total_ms
+
+
+def test_fresh_process_measurements_run_each_in_a_new_process():
+    pids = {latency.in_own_process(Timing(), os.getpid) for _ in range(2)}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert latency.in_own_process(Timing(fresh_process=False), os.getpid) == os.getpid()
 
 
 def test_noisy_entries_are_measured_again_and_the_quietest_kept(monkeypatch):
@@ -184,12 +204,16 @@ def test_a_file_that_is_no_table_is_a_clear_error_and_left_alone(tmp_path, capsy
     assert path.read_text() == "median,key\n1,2\n"
 
 
-def test_a_table_from_another_fingerprint_warns(tmp_path):
+def test_a_table_from_another_fingerprint_warns_and_takes_no_entries(tmp_path):
     path = tmp_path / "t.csv"
     Table(path, Profile()).add([_entry(0)])
     with pytest.warns(TableWarning, match="threads=1.*threads=2"):
         table = Table(path, Profile(threads=2))
     assert table.get(_entry(0).key) == _entry(0)
+    before = path.read_text()
+    with pytest.raises(LatencyError, match="do not belong in it"):
+        table.add([_entry(1)])
+    assert path.read_text() == before
 
 
 def test_predict_command_prints_stages_and_json(tmp_path, capsys):
@@ -226,4 +250,20 @@ def test_build_fills_what_check_needs_and_check_reports_its_rows(tmp_path, capsy
     for row in result["rows"]:
         net = Network.from_dict(row["config"])
         again = predict(net, Table(path, Profile()), RESOLUTION, 10)  # measuring is off
-        assert again.total_ms == pytest.approx(row["predicted_ms"])
+        assert again.total_ms == pytest.approx(row["predicted_typical_ms"])
+        assert row["predicted_ms"] == pytest.approx(
+            again.total_ms * row["probe_ms"] / again.probe_ms)
+
+
+def test_cuda_profiles_need_a_gpu_and_time_after_synchronizing(monkeypatch):
+    if not torch.cuda.is_available():
+        with pytest.raises(LatencyError, match="torch sees no GPU"):
+            Profile("cuda")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "Fake GPU")
+    synchronized = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: synchronized.append(True))
+    profile = Profile("cuda")
+    clock = profile.clock()
+    assert clock() <= clock() and len(synchronized) == 2
+    assert profile.name().startswith("cuda-") and profile.fingerprint().startswith("cuda=")

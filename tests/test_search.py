@@ -197,11 +197,21 @@ def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
 
 @needs_data
 @pytest.mark.slow
-def test_time_budget_stops_the_run_cleanly(tmp_path):
-    done = search(*TINY, "--trials", "100", "--time-budget", "20s", "--out", str(tmp_path / "r"))
+def test_time_budget_stops_the_run_cleanly_and_resume_trains_what_it_cut_off(tmp_path):
+    run = tmp_path / "r"
+    done = search(*TINY, "--trials", "100", "--time-budget", "20s", "--out", str(run))
     assert done.returncode == 0, done.stderr[-2000:]
-    trials = pd.read_csv(tmp_path / "r" / "trials.csv")
-    assert (trials["status"] == "complete").sum() < 100
-    assert set(trials["status"]) <= {"complete", "failed", "infeasible"}
-    failed = trials[trials["status"] == "failed"]
-    assert (failed["error"] == "stopped: time budget reached").all()
+    trials = pd.read_csv(run / "trials.csv")
+    trained = trials["status"].isin(["complete", "failed"]).sum()
+    assert trained < 100
+    assert set(trials["status"]) <= {"complete", "failed", "infeasible", "stopped"}
+    stopped = trials[trials["status"] == "stopped"]
+    assert len(stopped) >= 1 and (stopped["error"] == "time budget reached").all()
+
+    more = trained + len(stopped)
+    done = search("--resume", str(run), "--trials", str(more), "--time-budget", "10m")
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = pd.read_csv(run / "trials.csv")
+    now_trained = after[after["status"].isin(["complete", "failed"])]
+    assert len(now_trained) == more
+    assert set(stopped["config"]) <= set(now_trained["config"])

@@ -9,18 +9,27 @@ Units
     the entry.
 Measurement
     A unit is timed where it really runs: inside its network, which runs forward pass after pass
-    (``eval()``, ``torch.inference_mode()``, the profile's thread count) after warm-up passes,
-    with a clock read around every unit. So each entry carries the cache state a network leaves
-    it (weights last read one pass ago, the input just written by the unit before, buffers the
-    allocator recycled), which timing a unit alone in a loop misses: blocks timed alone ran
-    5-20% faster than inside networks here, most of all those with large activations. Missing
-    entries are measured in the network that needs them; entries are shared by every network
-    with the same unit. Each entry keeps the mean, median and interquartile range of its calls;
-    a measurement whose IQR exceeds ``max_noise`` of the median is repeated (up to ``retries``
-    times) and the quietest is kept, its IQR recorded as the entry's noise. With one CPU thread
-    the clock is the thread's CPU time, which equals wall time on an idle core but leaves out
+    (``eval()``, ``torch.inference_mode()``, the profile's thread count) after warm-up passes, with
+    a clock read around every unit. So each entry carries the cache state a network leaves it
+    (weights last read one pass ago, the input just written by the unit before, buffers the
+    allocator recycled), which timing a unit alone in a loop misses: blocks timed alone ran 5-20%
+    faster than inside networks here, most of all those with large activations. Missing entries are
+    measured in the network that needs them; entries are shared by every network with the same unit.
+    Each network is measured in a process of its own, forked from a server that has imported torch
+    and run nothing, as a deployed network runs in a process that serves only it: a process that has
+    built and timed 20 networks ran later ones 5-20% slower here, and neither ``gc.collect()`` nor
+    ``malloc_trim`` undid it. Each entry keeps the mean, median and interquartile range of its
+    calls; a measurement whose IQR exceeds ``max_noise`` of the median is repeated (up to
+    ``retries`` times) and the quietest is kept, its IQR recorded as the entry's noise. With one CPU
+    thread the clock is the thread's CPU time, which equals wall time on an idle core but leaves out
     the time other processes hold it (their cache and memory traffic still counts); with more
     threads, or on CUDA, it is wall time (synchronized on CUDA).
+Speed
+    A shared machine's speed drifts by 5-10% within minutes (other tenants' load on its caches
+    and memory), so an entry measured a while ago is off by that much today. Each entry keeps
+    the time of a small fixed probe network measured just before it in the same process; a
+    prediction scales every entry by ``probe_ms / entry.probe_ms``, to the table's typical
+    speed (the median probe of its entries) by default, or to the speed a probe shows now.
 Prediction
     The sum of the entries' means: the mean of a network's latency is the sum of its units'
     means, while per-call times are skewed to the right, so medians add up to less than the
@@ -49,6 +58,7 @@ import fcntl
 import functools
 import inspect
 import io
+import multiprocessing
 import os
 import platform
 import re
@@ -56,8 +66,9 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,7 +84,7 @@ from nas.errors import NasError
 from nas.network import build, layout
 
 COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
-           "measured_at")
+           "probe_ms", "measured_at")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
@@ -125,11 +136,19 @@ class Profile:
         return f"{self.device}-{slug}-t{self.threads}"
 
     def clock(self) -> Callable[[], float]:
-        """The thread's CPU time for one CPU thread, synchronized wall time otherwise."""
-        return time.thread_time if (self.device, self.threads) == ("cpu", 1) else default_timer
+        """The thread's CPU time for one CPU thread, wall time for more, and on CUDA wall time
+        once the GPU has finished the work queued so far."""
+        if self.device == "cuda":
+            return synchronized_clock
+        return time.thread_time if self.threads == 1 else default_timer
 
     def default_path(self) -> Path:
         return Path("results") / "latency" / f"{self.name()}.csv"
+
+
+def synchronized_clock() -> float:
+    torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def cpu_model() -> str:
@@ -157,12 +176,14 @@ class Entry:
     median_ms: float
     iqr_ms: float
     repeats: int
+    probe_ms: float  # the probe network's time when and where the entry was measured
     measured_at: str
 
     def row(self) -> tuple:
         k = self.key
         return (k.signature, k.batch, k.dtype, k.memory_format, f"{self.mean_ms:.6g}",
-                f"{self.median_ms:.6g}", f"{self.iqr_ms:.3g}", self.repeats, self.measured_at)
+                f"{self.median_ms:.6g}", f"{self.iqr_ms:.3g}", self.repeats,
+                f"{self.probe_ms:.6g}", self.measured_at)
 
 
 @dataclass(frozen=True)
@@ -202,6 +223,7 @@ class Table:
         self.entries: dict[Key, Entry] = {}
         self._offset = 0  # bytes of the file read so far
         self._lines = 0
+        self.measured_on: str | None = None  # the file's fingerprint, once read
         self.refresh()
 
     def __len__(self) -> int:
@@ -209,6 +231,17 @@ class Table:
 
     def get(self, key: Key) -> Entry | None:
         return self.entries.get(key)
+
+    def typical_probe_ms(self) -> float:
+        """The median probe time of the entries measured with this table's profile: the speed
+        predictions are given at unless told otherwise."""
+        p = self.profile
+        probes = [e.probe_ms for k, e in self.entries.items()
+                  if (k.batch, k.dtype, k.memory_format) == (p.batch, p.dtype, p.memory_format)]
+        if not probes:
+            raise LatencyError(f"{self.path}: no entries for batch {p.batch}, {p.dtype}, "
+                               f"{p.memory_format}")
+        return statistics.median(probes)
 
     def refresh(self) -> None:
         """Read the rows other processes appended since the last read."""
@@ -237,7 +270,7 @@ class Table:
             raise LatencyError(f"{self.path}: not a latency table: expected the column line "
                                f"'{','.join(COLUMNS)}' after its '#' lines")
         self._lines += 1
-        fingerprint = meta.get("fingerprint")
+        fingerprint = self.measured_on = meta.get("fingerprint", "an unknown device")
         if fingerprint != self.profile.fingerprint():
             warnings.warn(f"{self.path} was measured on '{fingerprint}', this is "
                           f"'{self.profile.fingerprint()}': its entries may not hold here",
@@ -260,8 +293,13 @@ class Table:
                           stacklevel=3)
 
     def add(self, entries: Iterable[Entry]) -> None:
-        """Append entries to the file (creating it with its header) and to this table."""
+        """Append entries to the file (creating it with its header) and to this table; never
+        to a table measured on another device, whose entries they would mix with."""
         entries = list(entries)
+        if self.measured_on not in (None, self.profile.fingerprint()):
+            raise LatencyError(f"{self.path} was measured on '{self.measured_on}': entries "
+                               f"measured on '{self.profile.fingerprint()}' do not belong in it; "
+                               f"use a table of this device (--latency-table)")
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows(e.row() for e in entries)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,12 +326,12 @@ def parse_row(line: str) -> Entry:
     fields_ = next(csv.reader([line]), [])
     if len(fields_) != len(COLUMNS):
         raise ValueError(line)
-    signature, batch, dtype, memory_format, mean, median, iqr, repeats, measured_at = fields_
+    signature, batch, dtype, memory_format, mean, median, iqr, repeats, probe, at = fields_
     entry = Entry(Key(signature, int(batch), dtype, memory_format), float(mean), float(median),
-                  float(iqr), int(repeats), measured_at)
+                  float(iqr), int(repeats), float(probe), at)
     valid = (SIGNATURE.match(signature) and entry.key.batch >= 1 and dtype in DTYPES
              and memory_format in MEMORY_FORMATS and entry.mean_ms > 0 and entry.median_ms > 0
-             and entry.iqr_ms >= 0 and entry.repeats >= 1 and measured_at)
+             and entry.iqr_ms >= 0 and entry.repeats >= 1 and entry.probe_ms > 0 and at)
     if not valid:
         raise ValueError(line)
     return entry
@@ -308,6 +346,7 @@ class Timing:
     warmup: int = 3
     max_noise: float = 0.1  # measure again while IQR / median exceeds this
     retries: int = 3
+    fresh_process: bool = True  # measure each network in a process of its own
 
 
 @dataclass(frozen=True)
@@ -335,6 +374,7 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
     keys = [p.key(profile) for p in placed]
     wanted = set(keys if wanted is None else wanted)
     best: dict[Key, Timed] = {}
+    speed = probe(profile, timing)
     with measuring(profile):
         for _ in range(1 + timing.retries):
             samples = _time_passes(modules, x, profile.clock(), timing)
@@ -348,7 +388,8 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
             if all(best[k].noise <= timing.max_noise for k in wanted):
                 break
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return {k: Entry(k, t.mean_ms, t.median_ms, t.iqr_ms, t.repeats, now) for k, t in best.items()}
+    return {k: Entry(k, t.mean_ms, t.median_ms, t.iqr_ms, t.repeats, speed, now)
+            for k, t in best.items()}
 
 
 def _time_passes(modules: list[nn.Module], x: torch.Tensor, clock: Callable[[], float],
@@ -396,6 +437,44 @@ def measure_network(config: Network, profile: Profile, timing: Timing, resolutio
     return best
 
 
+PROBE = Network.from_dict({  # a little of every kind of op the families run
+    "stem": {"kind": "simple", "width": 16},
+    "stages": [{"block": "resnext", "depth": 2, "width": 32, "group_w": 8},
+               {"block": "mobilenetv2", "depth": 2, "width": 48},
+               {"block": "shufflenetv2", "depth": 2, "width": 96}]})
+PROBE_RESOLUTION = 112
+
+
+def probe(profile: Profile, timing: Timing) -> float:
+    """Median milliseconds of the probe network run now in this process: the machine's speed."""
+    quick = replace(timing, min_run_time=min(timing.min_run_time, 0.2))
+    return measure_network(PROBE, profile, quick, PROBE_RESOLUTION, 10).median_ms
+
+
+def network_at_speed(config: Network, profile: Profile, timing: Timing, resolution: int = 224,
+                     num_classes: int = 1000) -> tuple[Timed, float]:
+    """End-to-end latency of the network and the probe's time around it (mean of before and
+    after)."""
+    before = probe(profile, timing)
+    timed = measure_network(config, profile, timing, resolution, num_classes)
+    return timed, (before + probe(profile, timing)) / 2
+
+
+def in_own_process(timing: Timing, function: Callable, *args):
+    """``function(*args)``, in a process forked for it alone when ``timing.fresh_process``."""
+    if not timing.fresh_process:
+        return function(*args)
+    return _fresh_processes().submit(function, *args).result()
+
+
+@functools.cache
+def _fresh_processes() -> ProcessPoolExecutor:
+    """A new process per task, forked from a server that imported torch and nothing else ran."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
+
+
 def prepare(module: nn.Module, profile: Profile) -> nn.Module:
     return module.eval().to(profile.device, DTYPES[profile.dtype],
                             memory_format=MEMORY_FORMATS[profile.memory_format])
@@ -439,8 +518,8 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
             table.refresh()  # another process may have measured them meanwhile
         missing = [k for k in keys if table.get(k) is None]
         if missing:
-            entries = measure_units(config, table.profile, timing, resolution, num_classes,
-                                    missing)
+            entries = in_own_process(timing, measure_units, config, table.profile, timing,
+                                     resolution, num_classes, missing)
             table.add(entries[k] for k in missing)
             added += len(missing)
     return added
@@ -448,27 +527,33 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
 
 @dataclass(frozen=True)
 class Prediction:
-    """A network's predicted latency: the entry of every unit, in network order."""
+    """A network's predicted latency: the entry of every unit, in network order, each scaled
+    from the speed it was measured at (its ``probe_ms``) to the speed ``probe_ms``."""
 
-    units: tuple[tuple[Placed, Entry], ...] = field(default_factory=tuple)
+    units: tuple[tuple[Placed, Entry], ...]
+    probe_ms: float
+
+    def unit_ms(self, entry: Entry) -> float:
+        return entry.mean_ms * self.probe_ms / entry.probe_ms
 
     @property
     def total_ms(self) -> float:
-        return sum(entry.mean_ms for _, entry in self.units)
+        return sum(self.unit_ms(entry) for _, entry in self.units)
 
     def by_stage(self) -> dict[str, float]:
         """Milliseconds of ``stem``, ``s1`` ... and ``head``."""
         parts: dict[str, float] = {}
         for placed, entry in self.units:
             stage = placed.name.split(".")[0]
-            parts[stage] = parts.get(stage, 0.0) + entry.mean_ms
+            parts[stage] = parts.get(stage, 0.0) + self.unit_ms(entry)
         return parts
 
 
 def predict(config: Network, table: Table, resolution: int = 224, num_classes: int = 1000,
-            timing: Timing | None = None) -> Prediction:
-    """Sum of the table's entries for the network; missing entries are measured and saved with
-    ``timing``, and without it raise LatencyError."""
+            timing: Timing | None = None, probe_ms: float | None = None) -> Prediction:
+    """Sum of the table's entries for the network at the speed ``probe_ms`` (default: the
+    table's typical speed); missing entries are measured and saved with ``timing``, and
+    without it raise LatencyError."""
     if timing is not None:
         fill(table, [config], timing, resolution, num_classes)
     placed = placed_units(config, resolution, num_classes)
@@ -476,25 +561,30 @@ def predict(config: Network, table: Table, resolution: int = 224, num_classes: i
     if missing:
         raise LatencyError(f"{table.path}: {len(missing)} unit(s) not measured, first "
                            f"{missing[0].key(table.profile).signature}")
-    return Prediction(tuple((p, table.get(p.key(table.profile))) for p in placed))
+    return Prediction(tuple((p, table.get(p.key(table.profile))) for p in placed),
+                      probe_ms or table.typical_probe_ms())
 
 
 def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: int = 224,
           num_classes: int = 1000) -> dict:
-    """Predicted against measured end-to-end latency of networks: ``n``, the median absolute
-    relative error, the shares within 5% and 10%, the mean share of units whose entries were
-    in the table before (``reused``; the rest were measured in the network itself), and one
-    row per network."""
+    """Predicted against measured end-to-end latency of networks, each predicted at the speed
+    the probe shows around its measurement: ``n``, the median absolute relative error, the
+    shares within 5% and 10%, the mean share of units whose entries were in the table before
+    (``reused``; the rest were measured in the network itself), and one row per network."""
     end_to_end = replace(timing, min_run_time=2 * timing.min_run_time)  # whole networks
     rows = []
     for config in configs:
         keys = [p.key(table.profile) for p in placed_units(config, resolution, num_classes)]
         reused = sum(table.get(k) is not None for k in keys) / len(keys)
-        predicted = predict(config, table, resolution, num_classes, timing).total_ms
-        measured = measure_network(config, table.profile, end_to_end, resolution, num_classes)
-        rows.append({"predicted_ms": predicted, "measured_ms": measured.median_ms,
-                     "measured_iqr_ms": measured.iqr_ms, "reused": reused,
-                     "config": config.to_dict()})
+        fill(table, [config], timing, resolution, num_classes)
+        measured, speed = in_own_process(timing, network_at_speed, config, table.profile,
+                                         end_to_end, resolution, num_classes)
+        prediction = predict(config, table, resolution, num_classes, probe_ms=speed)
+        rows.append({"predicted_ms": prediction.total_ms, "measured_ms": measured.median_ms,
+                     "measured_iqr_ms": measured.iqr_ms, "probe_ms": speed,
+                     "predicted_typical_ms": predict(config, table, resolution,
+                                                     num_classes).total_ms,
+                     "reused": reused, "config": config.to_dict()})
     errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows]
     return {"n": len(rows), "median_abs_error": statistics.median(errors),
             "within_5": sum(e <= 0.05 for e in errors) / len(rows),

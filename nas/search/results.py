@@ -4,8 +4,9 @@
     every setting, and the versions of the tool, Python, torch, Ray and Optuna.
 ``trials.csv`` (and ``trials.parquet``)
     one row per trial: ``trial_id``, ``status`` (``complete``, ``failed``, ``infeasible``,
-    ``interrupted``, ``running`` or ``queued``), the objectives and costs, ``config`` (the
-    network as JSON), ``error``, timings, and the space's parameters as ``param:<name>``.
+    ``interrupted``, ``stopped`` by the time budget, ``running`` or ``queued``), the objectives
+    and costs, ``config`` (the network as JSON), ``error``, timings, and the space's parameters
+    as ``param:<name>``.
 ``pareto.csv``
     the complete trials no other complete trial dominates on the run's objectives.
 ``study.journal``

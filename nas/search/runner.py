@@ -78,7 +78,11 @@ class Search:
             sampler=_sampler(s.sampler, s.seed + done, s.trials))
         for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
             self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
-            self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+        trials = self.study.get_trials(deepcopy=False)
+        requeued = {t.user_attrs.get("requeued_from") for t in trials}
+        for trial in trials:
+            if status(trial) in ("interrupted", "stopped") and trial.number not in requeued:
+                self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
         write_run_yaml(self.run_dir, s)
 
     def trained(self) -> int:
@@ -132,6 +136,12 @@ class Search:
             if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
                 return {**record, "status": "infeasible", "error": "over the latency budget"}
         return {**record, "status": "running"}
+
+    def stop(self, run: Running) -> None:
+        """Record a candidate cut off by the time budget; a resumed run trains it again."""
+        run.trial.set_user_attr("status", "stopped")
+        run.trial.set_user_attr("error", "time budget reached")
+        self.study.tell(run.trial, state=TrialState.FAIL)
 
     def finish(self, run: Running, result: dict[str, Any] | None, error: str = "",
                weights: dict | None = None) -> None:
@@ -218,7 +228,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
                 for job in stopped:
                     if job.actor is not None:
                         ray.kill(job.actor)
-                    search.finish(job, None, "stopped: time budget reached")
+                    search.stop(job)
                 break
     finally:
         progress.close()
