@@ -2,9 +2,10 @@
 
 The proxy network is the candidate adapted to 32x32 inputs: its stem becomes the ``cifar`` stem
 (one 3x3 stride-1 conv) of the same width and the classifier has 10 classes; the stages are
-kept, so a four-stage ImageNet body maps 32x32 to 2x2. An optional width multiplier scales the
-stem width and every stage's ``width`` (and ``growth``) to the nearest value for which the
-stage still validates (ties go up), so each family keeps its divisibility constraints (for
+kept, so a four-stage ImageNet body maps 32x32 to 2x2. A width multiplier (default 0.5, which
+ranked networks best in ``benchmarks/proxy_fidelity.py``) scales the stem width and every
+stage's ``width`` (and ``growth``) to the nearest value for which the stage still validates
+(ties go up), so each family keeps its divisibility constraints (for
 example a ResNeXt bottleneck stays a multiple of its group width). The head is kept.
 
 The recipe: residual branches start at zero (their last batch norm's scale: deep bodies
