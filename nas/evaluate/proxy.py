@@ -5,8 +5,8 @@ The proxy network is the candidate adapted to 32x32 inputs: its stem becomes the
 kept, so a four-stage ImageNet body maps 32x32 to 2x2. A width multiplier (default 0.5, which
 ranked networks best in ``benchmarks/proxy_fidelity.py``) scales the stem width and every
 stage's ``width`` (and ``growth``) to the nearest value for which the stage still validates
-(ties go up), so each family keeps its divisibility constraints (for
-example a ResNeXt bottleneck stays a multiple of its group width). The head is kept.
+(ties go up), so each family keeps its divisibility constraints (for example a ResNeXt
+bottleneck stays a multiple of its group width). The head is kept.
 
 The recipe: residual branches start at zero (their last batch norm's scale: deep bodies
 diverge within a few steps of a short schedule otherwise), SGD with Nesterov momentum, a linear
