@@ -21,8 +21,8 @@ from nas.config import Network
 DATA = os.environ.get("NAS_DATA")
 needs_data = pytest.mark.skipif(not DATA, reason="NAS_DATA is not set (real CIFAR-10 needed)")
 TINY = ["--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
-        "--epochs", "1", "--train-images", "256", "--val-images", "256", "--batch-size", "64",
-        "--width-mult", "0.5"]
+        "--signal", "proxy", "--epochs", "1", "--train-images", "256", "--val-images", "256",
+        "--batch-size", "64", "--width-mult", "0.5"]
 
 
 def search(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -81,7 +81,24 @@ print(score(model, to_tensor(data.train_images[val]), torch.from_numpy(data.trai
 """
     scored = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr[-2000:]
-    assert float(scored.stdout) == pytest.approx(complete["accuracy"].iloc[0])
+    assert float(scored.stdout) == pytest.approx(complete["proxy_accuracy"].iloc[0])
+
+
+@needs_data
+@pytest.mark.slow
+def test_the_default_signal_scores_candidates_without_training_them(tmp_path):
+    from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features
+
+    done = search("--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
+                  "--trials", "3", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = check_run_folder(tmp_path / "run", trained=3)
+    complete = trials[trials["status"] == "complete"]
+    ranking = SIGNALS[DEFAULT_SIGNAL]
+    for row in complete.to_dict("records"):
+        assert row["accuracy"] == pytest.approx(ranking.score(features(row, ranking.features)))
+    assert complete["proxy_accuracy"].isna().all() and not (tmp_path / "run" / "weights").exists()
+    assert complete[list(ranking.zero_cost)].notna().all().all()
 
 
 @needs_data
@@ -177,19 +194,22 @@ def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
 
     if not DATA:
         pytest.skip("NAS_DATA is not set")
-    s = Search(SearchSettings(objectives=("accuracy", "flops")), tmp_path)
+    from nas.evaluate.signal import SIGNALS
+
+    s = Search(SearchSettings(objectives=("accuracy", "flops"), signal="proxy"), tmp_path)
     s.open_study()
-    results = [{"top1": float("nan"), "loss": float("nan"), "seconds": 1.0,
+    results = [{"top1": float("nan"), "loss": float("nan"), "sotl": float("nan"), "seconds": 1.0,
                 "images_per_second": 0.0, "flops": 1, "reason": "loss became nan at step 3"},
-               {"top1": 42.0, "loss": 1.5, "seconds": 2.0, "images_per_second": 100.0,
-                "flops": 1, "reason": ""}]
+               {"top1": 42.0, "loss": 1.5, "sotl": 60.0, "seconds": 2.0,
+                "images_per_second": 100.0, "flops": 1, "reason": ""}]
     for result in results:
         s.finish(Running(s.propose(), None, time.time()), result)
     trials = pd.read_csv(tmp_path / "trials.csv")
     trained = trials[trials["status"] != "infeasible"]
     assert trained["status"].tolist() == ["failed", "complete"]
     assert trained["error"].iloc[0] == "loss became nan at step 3"
-    assert trained["accuracy"].iloc[1] == 42.0
+    assert trained["proxy_accuracy"].iloc[1] == 42.0
+    assert trained["accuracy"].iloc[1] == pytest.approx(SIGNALS["proxy"].score([42.0]))
     assert json.loads(trained["config"].iloc[1])["stages"]
     assert pd.read_csv(tmp_path / "pareto.csv")["trial_id"].tolist() == \
         [trained["trial_id"].iloc[1]]

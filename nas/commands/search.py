@@ -13,7 +13,7 @@ HELP = "search a design space for accurate networks under FLOPs, MAC and latency
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nas.search.settings import SAMPLERS, SearchSettings
+    from nas.search.settings import SAMPLERS, SIGNALS, SearchSettings
 
     d = SearchSettings()
     p.add_argument("--space", default=d.space, help="space name in spaces/ or a YAML file "
@@ -26,10 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mac-budget", help="ceiling on memory access cost, e.g. 20M")
     p.add_argument("--params-budget", help="ceiling on parameters, e.g. 5M")
     p.add_argument("--latency-budget", help="ceiling on predicted latency, e.g. 15ms")
+    p.add_argument("--signal", choices=SIGNALS, default=d.signal,
+                   help="what the accuracy objective is (default %(default)s: see the README's "
+                        "'Accuracy signal')")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
                    help=f"Optuna sampler (default {d.sampler})")
-    p.add_argument("--trials", type=int, default=d.trials,
-                   help=f"candidates to train (default {d.trials}: about 15 minutes on 2 cores)")
+    p.add_argument("--trials", type=int,
+                   help="candidates to score (default: 500 with a signal that trains nothing, a "
+                        "few minutes on 2 cores; 24 with one that proxy-trains, about 15 minutes)")
     p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--data", help="CIFAR-10 folder (default: $NAS_DATA)")
@@ -51,10 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.search.runner import run as search
-    from nas.search.settings import SearchSettings
+    from nas.search.settings import SearchSettings, default_trials
 
     if args.resume:
-        settings = dataclasses.replace(SearchSettings.load(args.resume), trials=args.trials,
+        kept = SearchSettings.load(args.resume)
+        settings = dataclasses.replace(kept, trials=args.trials or kept.trials,
                                        time_budget=args.time_budget)
         run_dir = args.resume
     else:
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             space=args.space, budget=args.budget, band=args.band,
             objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
             mac_budget=args.mac_budget, params_budget=args.params_budget,
-            latency_budget=args.latency_budget, sampler=args.sampler, trials=args.trials,
+            latency_budget=args.latency_budget, signal=args.signal, sampler=args.sampler,
+            trials=args.trials or default_trials(args.signal),
             time_budget=args.time_budget, seed=args.seed, data=args.data,
             proxy=proxy_settings(args),
             latency_table=args.latency_table, resolution=args.resolution,

@@ -139,7 +139,7 @@ def plot_fronts(runs: list[Run], path: Path) -> None:
                 ax.axvline(run.limits()[x], ls="--", color=color, lw=1,
                            label=f"{x} limit" if len(runs) == 1 else None)
         ax.set_xlabel({"latency_ms": "predicted latency (ms)", "flops": "FLOPs"}[x])
-        ax.set_ylabel("proxy accuracy (%)")
+        ax.set_ylabel("accuracy signal (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     _save(fig, path)
@@ -153,7 +153,7 @@ def plot_edfs(runs: list[Run], path: Path) -> None:
                        max(e.max() for e in errors.values()), 400)
     for name, e in errors.items():
         ax.plot(grid, edf(e, grid), label=f"{name} (n={len(e)}, best {e.min():.1f})")
-    ax.set_xlabel("proxy error (%)")
+    ax.set_xlabel("error by the accuracy signal (%)")
     ax.set_ylabel("cumulative share of models")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

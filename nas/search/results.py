@@ -5,8 +5,10 @@
 ``trials.csv`` (and ``trials.parquet``)
     one row per trial: ``trial_id``, ``status`` (``complete``, ``failed``, ``infeasible``,
     ``interrupted``, ``stopped`` by the time budget, ``running`` or ``queued``), the objectives
-    and costs, ``config`` (the network as JSON), ``error``, timings, and the space's parameters
-    as ``param:<name>``.
+    and costs (``accuracy`` is the run's accuracy signal, ``proxy_accuracy`` the raw proxy top-1
+    where the candidate was trained), the zero-cost scores and training statistics the signal
+    used, ``config`` (the network as JSON), ``error``, timings, and the space's parameters as
+    ``param:<name>``.
 ``pareto.csv``
     the complete trials no other complete trial dominates on the run's objectives.
 ``study.journal``
@@ -26,11 +28,13 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import __version__
+from nas.evaluate.zero_cost import SCORES
 from nas.search.pareto import pareto_mask
 
-COLUMNS = ["trial_id", "status", "accuracy", "latency_ms", "flops", "params", "acts", "mac",
-           "val_loss", "error", "train_seconds", "wall_seconds", "overhead_seconds",
-           "propose_seconds", "images_per_second", "proxy_flops", "started", "config"]
+COLUMNS = ["trial_id", "status", "accuracy", "proxy_accuracy", "latency_ms", "flops", "params",
+           "acts", "mac", *SCORES, "sotl", "val_loss", "error", "score_seconds", "train_seconds",
+           "wall_seconds", "overhead_seconds", "propose_seconds", "images_per_second",
+           "proxy_flops", "started", "config"]
 
 
 def status(trial: FrozenTrial) -> str:

@@ -24,6 +24,8 @@ from tqdm import tqdm
 
 from nas.errors import ConfigError, NasError
 from nas.evaluate.data import load
+from nas.evaluate.signal import SIGNALS, features
+from nas.evaluate.zero_cost import SCORES
 from nas.network import complexity
 from nas.search.pareto import OBJECTIVES
 from nas.search.results import status, write_run_yaml, write_tables
@@ -149,10 +151,7 @@ class Search:
         trial, wall = run.trial, time.time() - run.submitted
         attrs = {"wall_seconds": wall, "submitted_at": run.submitted}
         if result is not None:
-            attrs.update(accuracy=result["top1"], val_loss=result["loss"],
-                         train_seconds=result["seconds"], overhead_seconds=wall - result["seconds"],
-                         images_per_second=result["images_per_second"],
-                         proxy_flops=result["flops"], error=result["reason"])
+            attrs.update(measured_attrs(result, wall))
             error = result["reason"]
         status = "failed" if error else "complete"
         for key, value in {**attrs, "status": status, "error": error}.items():
@@ -165,8 +164,10 @@ class Search:
 
                 (self.run_dir / "weights").mkdir(exist_ok=True)
                 torch.save(weights, self.run_dir / "weights" / f"trial_{trial.number}.pt")
-            values = {**trial.user_attrs, "accuracy": result["top1"]}
-            self.study.tell(trial, [values[c] for c in self.settings.columns])
+            ranking = SIGNALS[self.settings.signal]
+            measured = {**trial.user_attrs, **result, "proxy": result.get("top1", math.nan)}
+            trial.set_user_attr("accuracy", ranking.score(features(measured, ranking.features)))
+            self.study.tell(trial, [trial.user_attrs[c] for c in self.settings.columns])
         write_tables(self.run_dir, self.study, self.settings)
 
 
@@ -191,7 +192,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
 
         def new_actor():
             return Evaluator.options(num_cpus=s.cpus_per_trial).remote(
-                s.data, s.proxy.to_dict(), s.cpus_per_trial)
+                s.data, s.proxy.to_dict(), s.cpus_per_trial, s.signal)
 
         idle = [new_actor() for _ in range(slots)]
         running: dict[Any, Running] = {}
@@ -235,6 +236,18 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         ray.shutdown()
     write_tables(run_dir, search.study, s)
     return run_dir
+
+
+def measured_attrs(result: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The trial attributes of a measurement (``nas.evaluate.signal.measure``): zero-cost
+    scores, and the proxy training's accuracy, losses and timings where it was trained."""
+    attrs = {k: result[k] for k in (*SCORES, "score_seconds") if k in result}
+    if "top1" in result:
+        attrs.update(proxy_accuracy=result["top1"], val_loss=result["loss"], sotl=result["sotl"],
+                     train_seconds=result["seconds"], images_per_second=result["images_per_second"],
+                     proxy_flops=result["flops"])
+    spent = attrs.get("train_seconds", 0.0) + attrs.get("score_seconds", 0.0)
+    return {**attrs, "overhead_seconds": wall - spent}
 
 
 def _fail_fast(search: Search) -> None:

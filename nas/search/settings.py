@@ -13,6 +13,7 @@ import yaml
 from nas.budget import parse_count
 from nas.errors import ConfigError
 from nas.evaluate.proxy import ProxySettings
+from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS
 from nas.search.pareto import ALIASES
 
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -34,6 +35,7 @@ class SearchSettings:
     time_budget: str | None = None
     seed: int = 0
     data: str | None = None
+    signal: str = DEFAULT_SIGNAL
     proxy: ProxySettings = field(default_factory=ProxySettings)
     latency_table: str | None = None
     resolution: int = 224
@@ -47,6 +49,8 @@ class SearchSettings:
         if unknown or not self.objectives:
             raise ConfigError(f"objectives: unknown objective {unknown[0]!r}; choose from "
                               f"{', '.join(ALIASES)}" if unknown else "objectives: none given")
+        if self.signal not in SIGNALS:
+            raise ConfigError(f"signal: must be one of {', '.join(SIGNALS)}, got {self.signal!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)}, "
                               f"got {self.sampler!r}")
@@ -90,6 +94,7 @@ class SearchSettings:
         data = dict(data)
         data["objectives"] = tuple(data["objectives"])
         data["proxy"] = ProxySettings(**data["proxy"])
+        data.setdefault("signal", "proxy")  # runs made before the calibrated signal
         return cls(**data)
 
     @classmethod
@@ -98,6 +103,12 @@ class SearchSettings:
         if not path.is_file():
             raise ConfigError(f"{run_dir}: not a run folder (no run.yaml)")
         return cls.from_dict(yaml.safe_load(path.read_text())["settings"])
+
+
+def default_trials(signal: str) -> int:
+    """Candidates a search scores unless told: 24 proxy trainings, or 500 with a signal that
+    trains nothing."""
+    return 24 if SIGNALS[signal].needs_training else 500
 
 
 def parse_duration(text: str) -> float:

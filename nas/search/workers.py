@@ -14,16 +14,19 @@ import ray
 
 from nas.config import Network
 from nas.evaluate.data import load
-from nas.evaluate.proxy import ProxySettings, evaluate
+from nas.evaluate.proxy import ProxySettings
+from nas.evaluate.signal import SIGNALS, measure
 
 
 @ray.remote
 class Evaluator:
-    def __init__(self, data: str | None, proxy: dict[str, Any], threads: int):
+    def __init__(self, data: str | None, proxy: dict[str, Any], threads: int, signal: str):
         self.data = load(data)
         self.settings = dataclasses.replace(ProxySettings(**proxy), threads=threads)
+        self.ranking = SIGNALS[signal]
 
     def evaluate(self, config_json: str, seed: int) -> tuple[dict[str, Any], dict | None]:
-        """The proxy result as a dict, and the trained weights (None if it failed)."""
-        result = evaluate(Network.from_json(config_json), self.data, self.settings, seed)
-        return result.to_dict(), result.weights
+        """What the signal needs of the candidate (``nas.evaluate.signal.measure``), and the
+        trained weights (None if it was not trained or failed)."""
+        return measure(Network.from_json(config_json), self.data, self.ranking, self.settings,
+                       seed)

@@ -1,0 +1,363 @@
+"""Fidelity against full training: how well each accuracy signal ranks networks whose fully
+trained errors are published (``../shared/ground_truth``, or ``NAS_GROUND_TRUTH``).
+
+Two sets. ``cifar10``: 29 CIFAR-10 networks (ResNeXt-20/29/56/272, ResNet/SE-ResNet-542,
+ResNet-1001, DenseNet-BC) with their published errors. ``imagenet_regnet``: RegNetX/Y from
+200MF to 1.6GF with pycls's ImageNet errors, the case the product exists for (a CIFAR-10 proxy
+choosing ImageNet-scale networks); each is measured through its CIFAR-10 proxy network, as the
+search measures a candidate.
+
+Signals, each oriented so that higher means more accurate:
+- ``flops``, ``params``: analytic counts of the network as it is fully trained (free);
+- ``synflow``, ``naswot``, ``grad_norm``, ``snip``: zero-cost scores at initialisation of the
+  proxy network on one batch of 64 training images (``nas.evaluate.zero_cost``);
+- ``proxy``: the search's proxy training (``nas.evaluate.proxy``, default settings, one torch
+  thread, two trainings at a time), its validation top-1; ``proxy_loss``: minus its validation
+  loss; ``sotl``: minus the sum of training losses over its last epoch (SoTL-E);
+- ``rank:<features>``: the signals that the search can use (``nas.evaluate.signal``), with
+  weights fitted here on the tuning part of ``cifar10`` only.
+
+Held out: ``cifar10``'s networks are split in FLOPs order, every other one to the tuning part
+(the first, third, ...), the rest held out; every figure reported for ``cifar10`` is on the
+held-out part, and ``imagenet_regnet`` is held out whole. The proxy trainings cost minutes per
+network for the deep CIFAR-10 networks, so ``proxy``, ``proxy_loss``, ``sotl`` and the rankings
+using them are measured on ``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and
+params' tau on the same networks beside it. Intervals are bootstrap 95% percentiles over the
+networks. ``--fidelity NAME`` trains the alternative proxies of ``FIDELITIES`` as well.
+
+Every measurement is appended to ``proxy_ground_truth_runs.csv`` as it ends (a cut run resumes);
+the summary is ``proxy_ground_truth.json`` and the per-network table ``proxy_ground_truth.csv``.
+
+    NAS_DATA=... nice -n 5 python benchmarks/proxy_ground_truth.py [--workers 2] [--fidelity F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau, spearmanr
+
+from nas.config import Network, load_network
+from nas.evaluate import data, proxy, signal, zero_cost
+from nas.generators import from_spec
+from nas.network import build, complexity
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "proxy_ground_truth_runs.csv"
+TRUTH = Path(os.environ.get("NAS_GROUND_TRUTH", ROOT.parent / "shared" / "ground_truth"))
+PROXY = proxy.ProxySettings(threads=1)
+FIDELITIES = {  # alternative proxies: name -> changed settings
+    "proxy": {},
+    "width0.25x4ep": {"width_mult": 0.25, "epochs": 4},  # EcoNAS: narrower, more steps
+    "10kx4ep": {"train_images": 10000, "epochs": 4},  # 4x the default's image-steps
+}
+TRAINED = (  # the cifar10 networks proxy-trained: four of each part, ResNeXt-20/56, DenseNet-BC
+    "densenet100_k12_bc", "resnext20_8x8d", "resnext20_1x64d", "resnext56_64x1d",  # tuning
+    "resnext20_32x2d", "resnext20_4x16d", "densenet40_k36_bc", "resnext56_32x2d")  # held out
+NOISE = ("RegNetX-400MF", "RegNetY-400MF", "RegNetX-800MF", "resnext20_32x2d")  # seed 1 too
+FIELDS = ("set", "model", "measure", "seed", "status", "reason", "seconds", *zero_cost.SCORES,
+          "top1", "loss", "sotl")
+BOOTSTRAP = 2000
+SETS = ("cifar10", "imagenet_regnet", "regnet_400mf")
+POOL_PROXY: dict[str, tuple[float, float]] = {}  # regnet_400mf: proxy top-1 and seconds, as run
+
+
+@dataclasses.dataclass(frozen=True)
+class Truth:
+    set: str
+    model: str
+    error: float
+    network: Network
+    counts: dict[str, int]  # flops, params, acts, mac of the network as fully trained
+
+    @property
+    def flops(self) -> int:
+        return self.counts["flops"]
+
+
+def ground_truth() -> list[Truth]:
+    nets = []
+    with open(TRUTH / "cifar10.csv") as f:
+        for r in csv.DictReader(f):
+            net = load_network(TRUTH / r["config"])
+            nets.append(Truth("cifar10", r["model"], float(r["top1_error"]), net,
+                              complexity(net, 32, 10).totals()))
+    with open(TRUTH / "imagenet_regnet.csv") as f:
+        for r in csv.DictReader(f):
+            spec = {"generator": "regnet", "d": int(r["d"]), "w0": int(r["w0"]),
+                    "wa": float(r["wa"]), "wm": float(r["wm"]), "group_w": int(r["group_w"]),
+                    "se": float(r["se"])}
+            net = from_spec(spec)
+            cx = complexity(net, 224, 1000)
+            assert (cx.flops, cx.params) == (int(r["flops"]), int(r["params"])), r["model"]
+            nets.append(Truth("imagenet_regnet", r["model"], float(r["top1_error"]), net,
+                              cx.totals()))
+    with open(RESULTS / "proxy_fidelity.csv") as f:  # within one budget: a 13x longer training
+        for r in csv.DictReader(f):
+            net = from_spec({"generator": "regnet",
+                             **{k: int(r[k]) for k in ("d", "w0", "group_w")},
+                             **{k: float(r[k]) for k in ("wa", "wm")}})
+            nets.append(Truth("regnet_400mf", f"pool{r['index']}", 100 - float(r["reference_top1"]),
+                              net, complexity(net, 224, 1000).totals()))
+            POOL_PROXY[f"pool{r['index']}"] = (float(r["proxy_top1"]), float(r["proxy_seconds"]))
+    return nets
+
+
+def tuning(nets: list[Truth]) -> set[str]:
+    """Every other cifar10 network in FLOPs order, starting with the first."""
+    ordered = sorted((t for t in nets if t.set == "cifar10"), key=lambda t: t.flops)
+    return {t.model for t in ordered[::2]}
+
+
+def trained(t: Truth) -> bool:
+    return t.set == "imagenet_regnet" or t.model in TRAINED  # regnet_400mf: proxy_fidelity.py
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+_data = None
+
+
+def _measure(config: dict, measure: str, seed: int) -> dict:
+    """One measurement in a worker process, which memory-maps the data once."""
+    global _data
+    _data = _data or data.load()
+    net = Network.from_dict(config)
+    if measure == "zero_cost":
+        torch.set_num_threads(1)
+        x, y = signal.score_batch(_data)
+        model = build(proxy.proxy_network(net, PROXY.width_mult), proxy.NUM_CLASSES)
+        start = time.perf_counter()
+        result = zero_cost.scores(model, x, y)
+        return {"status": "ok", "seconds": time.perf_counter() - start, **result}
+    settings = dataclasses.replace(PROXY, **FIDELITIES[measure])
+    r = proxy.evaluate(net, _data, settings, seed)
+    return {"status": r.status, "reason": r.reason, "seconds": r.seconds, "top1": r.top1,
+            "loss": r.loss, "sotl": r.sotl}
+
+
+def done() -> dict[tuple, dict]:
+    if not RUNS.exists():
+        return {}
+    with open(RUNS) as f:
+        return {(r["set"], r["model"], r["measure"], int(r["seed"])): r for r in csv.DictReader(f)}
+
+
+def jobs(nets: list[Truth], fidelities: list[str]) -> list[tuple[Truth, str, int]]:
+    """Cheap first: zero-cost scores, then trainings from the smallest network up."""
+    by_cost = sorted(nets, key=lambda t: (t.set != "imagenet_regnet", t.flops))
+    todo = [(t, "zero_cost", 0) for t in by_cost]
+    for measure in fidelities:
+        todo += [(t, measure, 0) for t in by_cost if trained(t) and t.set != "cifar10"]
+    todo += [(t, "proxy", 1) for t in by_cost if t.model in NOISE and t.set != "cifar10"]
+    for measure in fidelities:
+        todo += [(t, measure, 0) for t in by_cost if trained(t) and t.set == "cifar10"]
+    todo += [(t, "proxy", 1) for t in by_cost if t.model in NOISE and t.set == "cifar10"]
+    return todo
+
+
+def run(todo: list[tuple[Truth, str, int]], workers: int) -> None:
+    finished = done()
+    todo = [(t, m, s) for t, m, s in todo if (t.set, t.model, m, s) not in finished]
+    RESULTS.mkdir(exist_ok=True)
+    new = not RUNS.exists()
+    with open(RUNS, "a", newline="") as f, ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn")) as pool:
+        writer = csv.DictWriter(f, FIELDS)
+        if new:
+            writer.writeheader()
+        futures = {pool.submit(_measure, t.network.to_dict(), m, s): (t, m, s)
+                   for t, m, s in todo}
+        for future in as_completed(futures):
+            t, m, s = futures[future]
+            row = {"set": t.set, "model": t.model, "measure": m, "seed": s, **future.result()}
+            writer.writerow(row)
+            f.flush()
+            print(f"{t.set} {t.model} {m} seed {s}: {row['status']} in {row['seconds']:.1f}s "
+                  f"{row.get('top1', '')}", flush=True)
+
+
+# --- summarizing -------------------------------------------------------------------------
+
+def kendall(truth, guess) -> float:
+    return float(kendalltau(truth, guess).statistic)
+
+
+def interval(truth: np.ndarray, guess: np.ndarray, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(BOOTSTRAP):
+        i = rng.integers(0, len(truth), len(truth))
+        if len(set(truth[i])) > 1 and len(set(guess[i])) > 1:
+            taus.append(kendall(truth[i], guess[i]))
+    return [round(float(np.percentile(taus, 2.5)), 3), round(float(np.percentile(taus, 97.5)), 3)]
+
+
+def table(nets: list[Truth], rows: dict[tuple, dict]) -> list[dict]:
+    """One row per network: its error and every raw signal measured (higher: more accurate)."""
+    out = []
+    for t in nets:
+        row = {"set": t.set, "model": t.model, "top1_error": t.error, **t.counts}
+        zc = rows.get((t.set, t.model, "zero_cost", 0))
+        if zc:
+            row.update({k: float(zc[k]) for k in zero_cost.SCORES})
+            row["zero_cost_seconds"] = float(zc["seconds"])
+        for measure in FIDELITIES:
+            r = rows.get((t.set, t.model, measure, 0))
+            if r and r["status"] == "ok":
+                prefix = "" if measure == "proxy" else f"{measure}:"
+                row.update({f"{prefix}proxy": float(r["top1"]),
+                            f"{prefix}proxy_loss": -float(r["loss"]),
+                            f"{prefix}sotl": -float(r["sotl"]),
+                            f"{prefix}proxy_seconds": float(r["seconds"])})
+        if t.model in POOL_PROXY:
+            row["proxy"], row["proxy_seconds"] = POOL_PROXY[t.model]
+        noise = rows.get((t.set, t.model, "proxy", 1))
+        if noise and noise["status"] == "ok":
+            row["proxy_seed1"] = float(noise["top1"])
+        out.append(row)
+    return out
+
+
+def cost_columns(features: tuple[str, ...]) -> list[str]:
+    """The per-network seconds a ranking model's features cost."""
+    return ((["zero_cost_seconds"] if any(f in zero_cost.SCORES for f in features) else [])
+            + (["proxy_seconds"] if any(f in signal.TRAINED for f in features) else []))
+
+
+def scored(rows: list[dict], values: list[float], seconds: float) -> dict:
+    """Kendall tau (with interval), Spearman rho, and FLOPs' and params' tau on the same
+    networks, over the rows that have the signal."""
+    have = [(r, v) for r, v in zip(rows, values) if math.isfinite(v)]
+    if len(have) < 3:
+        return {}
+    truth = np.array([-r["top1_error"] for r, _ in have])
+    guess = np.array([v for _, v in have])
+    result = {"n": len(have), "kendall_tau": round(kendall(truth, guess), 3),
+              "kendall_tau_ci": interval(truth, guess),
+              "spearman_rho": round(float(spearmanr(truth, guess).statistic), 3),
+              "seconds_per_candidate": round(seconds, 2),
+              "same_networks": {c: round(kendall(truth, [r[c] for r, _ in have]), 3)
+                                for c in ("flops", "params")}}
+    if rows[0]["set"] == "imagenet_regnet":
+        by_model = {r["model"]: v for r, v in have}
+        pairs = [(y, y.replace("RegNetY", "RegNetX")) for y in by_model if "RegNetY" in y]
+        result["y_over_x_pairs"] = sum(by_model[y] > by_model[x] for y, x in pairs
+                                       if x in by_model)
+    return result
+
+
+def ranking_of(rows: list[dict], features: tuple[str, ...]) -> signal.Ranking:
+    return signal.Ranking.fit(features, [signal.features(r, features) for r in rows],
+                              [r["top1_error"] for r in rows])
+
+
+def tuning_tau(fit: list[dict], features: tuple[str, ...]) -> dict:
+    """Kendall tau of leave-one-out predictions on the tuning networks: how a ranking model
+    is chosen without looking at the held-out ones."""
+    loo = [ranking_of(fit[:i] + fit[i + 1:], features).score(signal.features(r, features))
+           for i, r in enumerate(fit)]
+    return {"n": len(fit), "kendall_tau": round(kendall([-r["top1_error"] for r in fit], loo), 3),
+            "method": "leave-one-out"}
+
+
+def mean_seconds(rows: list[dict], column: str) -> float:
+    values = [r[column] for r in rows if column in r]
+    return statistics.mean(values) if values else 0.0
+
+
+def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
+    rows = table(nets, runs)
+    tune = tuning(nets)
+    raw = ["flops", "params", "acts", "mac", *zero_cost.SCORES]
+    for measure in FIDELITIES:
+        prefix = "" if measure == "proxy" else f"{measure}:"
+        raw += [f"{prefix}proxy", f"{prefix}proxy_loss", f"{prefix}sotl"]
+    signals: dict[str, dict] = {}
+    for name in raw:
+        cost = ("zero_cost_seconds" if name in zero_cost.SCORES else
+                name.rsplit(":", 1)[0] + ":proxy_seconds" if ":" in name else
+                "proxy_seconds" if "proxy" in name or name == "sotl" else None)
+        for s in SETS:
+            part = [r for r in rows if r["set"] == s and r["model"] not in tune]
+            result = scored(part, [r.get(name, math.nan) for r in part],
+                            mean_seconds(part, cost) if cost else 0.0)
+            if result:
+                signals.setdefault(name, {})[s] = result
+    fitted = {}
+    for features in signal.CANDIDATES:
+        name = signal.name(features)
+        fit = [r for r in rows if r["model"] in tune and signal.available(r, features)]
+        if len(fit) <= len(features) + 1:
+            continue
+        fitted[name] = ranking_of(fit, features)
+        for s in SETS:
+            part = [r for r in rows if r["set"] == s and r["model"] not in tune]
+            values = [fitted[name].score(signal.features(r, features))
+                      if signal.available(r, features) else math.nan for r in part]
+            cost = sum(mean_seconds(part, c) for c in cost_columns(features))
+            result = scored(part, values, cost)
+            if result:
+                signals.setdefault(name, {})[s] = {**result, "tuned_on": len(fit)}
+        signals[name]["tuning"] = tuning_tau(fit, features)
+    for name in raw:
+        fit = [r for r in rows if r["model"] in tune and math.isfinite(r.get(name, math.nan))]
+        if name in signals and len(fit) >= 3:
+            signals[name]["tuning"] = {"n": len(fit), "kendall_tau": round(kendall(
+                [-r["top1_error"] for r in fit], [r[name] for r in fit]), 3)}
+    noise = [(r["proxy"], r["proxy_seed1"]) for r in rows if "proxy_seed1" in r and "proxy" in r]
+    return {"default": signal.name(signal.DEFAULT.features) if hasattr(signal, "DEFAULT") else None,
+            "held_out": "cifar10: every other network in FLOPs order, starting with the second; "
+                        "imagenet_regnet: all (nothing is fitted on it)",
+            "tuning_networks": sorted(tune),
+            "proxy_seed_noise": {
+                "n": len(noise),
+                "mean_abs_top1_difference": round(statistics.mean(abs(a - b) for a, b in noise), 3)
+                if noise else None,
+                "networks": [r["model"] for r in rows if "proxy_seed1" in r]},
+            "fitted": {name: dataclasses.asdict(m) for name, m in fitted.items()},
+            "proxy": PROXY.to_dict(), "fidelities": FIDELITIES,
+            "timing": "seconds per network, one torch thread, two measurements at a time on a "
+                      "2-core machine shared with other work", "signals": signals}, rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, default=2, help="parallel measurements (default 2)")
+    p.add_argument("--fidelity", nargs="*", choices=FIDELITIES, default=["proxy"],
+                   help="proxy trainings to measure (default: the search's proxy)")
+    p.add_argument("--summary-only", action="store_true", help="measure nothing new")
+    args = p.parse_args()
+    nets = ground_truth()
+    if not args.summary_only:
+        run(jobs(nets, args.fidelity), args.workers)
+    summary, rows = summarize(nets, done())
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(RESULTS / "proxy_ground_truth.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (RESULTS / "proxy_ground_truth.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, sets in summary["signals"].items():
+        print(f"{name:48s}", f"tune {sets['tuning']['kendall_tau']:+.2f} " if "tuning" in sets
+              else " " * 11, "  ".join(
+                  f"{s}: tau {v['kendall_tau']:+.2f} {v['kendall_tau_ci']} n={v['n']}"
+                  + (f" Y>X {v['y_over_x_pairs']}/5" if "y_over_x_pairs" in v else "")
+                  for s, v in sets.items() if s != "tuning"))
+
+
+if __name__ == "__main__":
+    main()

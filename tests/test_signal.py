@@ -1,0 +1,129 @@
+"""The accuracy signal: zero-cost scores against their definitions, the ranking model, and the
+measurement a search makes of one candidate."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import kendalltau
+from test_data import random_images
+from torch import nn
+
+from nas.config import Network
+from nas.evaluate import data, zero_cost
+from nas.evaluate.proxy import ProxySettings
+from nas.evaluate.signal import (
+    DEFAULT_SIGNAL,
+    LOG_COUNTS,
+    SIGNALS,
+    TRAINED,
+    ZERO_COST_BATCH,
+    Ranking,
+    available,
+    features,
+    measure,
+    score_batch,
+)
+from nas.network import build
+
+TINY = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
+    {"block": "resnext", "depth": 1, "width": 16, "group_w": 8},
+    {"block": "resnext", "depth": 2, "width": 32, "group_w": 8}]})
+QUICK = ProxySettings(epochs=1, train_images=100, val_images=50, batch_size=25, threads=1,
+                      bn_batches=2)
+
+
+@pytest.fixture(scope="module")
+def noise() -> data.Cifar10:
+    train, test = random_images(300, 0), random_images(20, 1)
+    return data.Cifar10(*train, *test)
+
+
+def positive_chain() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 5, bias=False))
+
+
+def test_synflow_is_depth_times_the_output_for_a_bias_free_relu_chain():
+    """R = 1'|W2||W1|1 is homogeneous of degree one in each layer's weights, so each layer's
+    sum of |w dR/dw| is R itself (Euler) and the score is log(2 R)."""
+    net = positive_chain()
+    with torch.no_grad():
+        w1, w2 = net[0].weight.abs().double(), net[3].weight.abs().double()
+        hidden = nn.functional.conv2d(torch.ones(1, 3, 8, 8, dtype=torch.float64), w1)
+        r = (hidden.flatten(1) @ w2.T).sum().item()
+    assert zero_cost.synflow(net, (3, 8, 8)) == pytest.approx(math.log(2 * r), rel=1e-9)
+
+
+def test_naswot_is_the_log_determinant_of_the_hamming_kernel():
+    net = positive_chain().train()
+    x = torch.randn(6, 3, 8, 8)
+    with torch.no_grad():
+        codes = (net[1](net[0](x)).flatten(1) > 0).double()
+    hamming = codes.shape[1] - torch.cdist(codes, codes, p=1)  # agreeing units
+    assert zero_cost.naswot(net, x) == pytest.approx(torch.linalg.slogdet(hamming)[1].item())
+
+
+def test_scores_leave_the_model_unchanged_and_track_its_size():
+    small, large = (build(Network.from_dict({"stem": {"kind": "cifar", "width": w}, "stages": [
+        {"block": "resnext", "depth": 2, "width": 2 * w, "group_w": 8}]}), 10) for w in (8, 32))
+    x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10
+    before = {k: v.clone() for k, v in small.state_dict().items()}
+    s_small, s_large = zero_cost.scores(small, x, y), zero_cost.scores(large, x, y)
+    assert all(torch.equal(before[k], v) for k, v in small.state_dict().items())
+    assert set(s_small) == set(zero_cost.SCORES)
+    assert s_large["synflow"] > s_small["synflow"] and s_large["naswot"] > s_small["naswot"]
+    with pytest.raises(ValueError, match="beauty"):
+        zero_cost.scores(small, x, y, ("beauty",))
+
+
+def test_a_fitted_ranking_orders_networks_by_the_error_it_was_fitted_on():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 2)) * [1.0, 50.0] + [20.0, 800.0]
+    errors = np.exp(-(0.3 * x[:, 0] + 0.01 * x[:, 1])) * 1e4
+    model = Ranking.fit(("log_flops", "naswot"), x, errors, ridge=1e-6)
+    scores = [model.score(row) for row in x]
+    assert kendalltau(scores, -errors).statistic == pytest.approx(1.0)
+    assert model.score(x[0]) == pytest.approx(100 - errors[0], rel=1e-6)  # exact with no ridge
+    assert model.weights[0] > 0 and model.weights[1] > 0
+
+
+def test_features_are_read_from_raw_measurements():
+    measured = {"flops": 4e8, "params": 5e6, "naswot": 700.0, "synflow": math.inf}
+    assert features(measured, ("log_flops", "log_params", "naswot")) == \
+        [math.log(4e8), math.log(5e6), 700.0]
+    assert available(measured, ("log_flops", "naswot"))
+    assert not available(measured, ("synflow",)) and not available(measured, ("proxy",))
+
+
+def test_every_shipped_signal_is_measurable():
+    assert DEFAULT_SIGNAL in SIGNALS
+    for ranking in SIGNALS.values():
+        assert len(ranking.features) == len(ranking.weights) == len(ranking.mean)
+        assert all(f in (*LOG_COUNTS, *TRAINED, *zero_cost.SCORES) for f in ranking.features)
+
+
+def test_score_batch_is_fixed_and_stratified_enough(noise):
+    x, y = score_batch(noise)
+    assert x.shape == (ZERO_COST_BATCH, 3, 32, 32) and len(set(y.tolist())) == 10
+    assert torch.equal(x, score_batch(noise)[0])
+
+
+def test_measure_trains_only_for_a_signal_that_needs_it(noise):
+    zero, weights = measure(TINY, noise, Ranking(("log_params", "naswot"), (0, 0), (1, 1),
+                                                 (1, 1), 0), QUICK, seed=0)
+    assert zero["status"] == "ok" and "naswot" in zero and "top1" not in zero
+    assert weights is None
+    trained, weights = measure(TINY, noise, SIGNALS["proxy"], QUICK, seed=0)
+    assert trained["status"] == "ok" and 0 <= trained["top1"] <= 100
+    assert trained["sotl"] > 0 and weights
+    assert measure(TINY, noise, SIGNALS["proxy"], QUICK, seed=0)[0]["top1"] == trained["top1"]
+
+
+def test_measure_reports_a_failure_instead_of_raising(noise):
+    broken = data.Cifar10(noise.train_images[:10], noise.train_labels[:10], noise.test_images,
+                          noise.test_labels)  # too few images for the training split
+    record, _ = measure(TINY, broken, SIGNALS["proxy"], QUICK, seed=0)
+    assert record["status"] == "failed" and record["reason"]
