@@ -7,6 +7,7 @@ space studies compare networks of nearly equal cost.
 
 from __future__ import annotations
 
+import math
 import re
 
 from nas.errors import ConfigError, excerpt
@@ -26,8 +27,8 @@ def parse_count(text: str | float, what: str = "budget") -> int:
                               f"got {excerpt(text)}")
         number, exponent, unit = match.groups()
         value = float(number + (exponent or "")) * SCALES[unit.lower()]
-    if not value >= 1:
-        raise ConfigError(f"{what}: must be at least 1, got {excerpt(text)}")
+    if not 1 <= value < math.inf:
+        raise ConfigError(f"{what}: must be at least 1 and finite, got {excerpt(text)}")
     return round(value)
 
 

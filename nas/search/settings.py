@@ -17,6 +17,7 @@ from nas.search.pareto import ALIASES
 SAMPLERS = ("tpe", "nsga2", "random")
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 MILLISECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)?")
+ADDRESS = re.compile(r"auto|(ray://)?[\w.-]+:\d{1,5}")
 TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
          "None": (type(None),)}  # the field types run.yaml's values are checked against
 
@@ -48,6 +49,12 @@ class SearchSettings:
         if unknown or not self.objectives:
             raise ConfigError(f"objectives: unknown objective {excerpt(unknown[0])}; choose from "
                               f"{', '.join(ALIASES)}" if unknown else "objectives: none given")
+        repeated = [o for o in self.objectives if self.objectives.count(o) > 1]
+        if repeated:
+            raise ConfigError(f"objectives: {repeated[0]} is given more than once")
+        if self.address is not None and not ADDRESS.fullmatch(self.address):
+            raise ConfigError("address: expected HOST:PORT of a Ray cluster (or auto), "
+                              f"got {excerpt(self.address)}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)}, "
                               f"got {excerpt(self.sampler)}")
