@@ -81,7 +81,7 @@ from nas.blocks.base import Unit
 from nas.config import Network
 from nas.cost.complexity import Cx
 from nas.errors import NasError
-from nas.network import build, layout
+from nas.network import build, check_fits, layout
 
 COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
            "probe_ms", "measured_at")
@@ -512,6 +512,7 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
     """Measure and save the entries the table lacks for these networks; returns how many."""
     added = 0
     for config in configs:
+        check_fits(config, num_classes, resolution, table.profile.batch)
         keys = list(dict.fromkeys(p.key(table.profile)
                                   for p in placed_units(config, resolution, num_classes)))
         if any(table.get(k) is None for k in keys):
