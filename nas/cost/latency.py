@@ -58,10 +58,12 @@ import fcntl
 import functools
 import inspect
 import io
+import math
 import multiprocessing
 import os
 import platform
 import re
+import signal
 import statistics
 import time
 import warnings
@@ -329,9 +331,10 @@ def parse_row(line: str) -> Entry:
     signature, batch, dtype, memory_format, mean, median, iqr, repeats, probe, at = fields_
     entry = Entry(Key(signature, int(batch), dtype, memory_format), float(mean), float(median),
                   float(iqr), int(repeats), float(probe), at)
+    times = (entry.mean_ms, entry.median_ms, entry.probe_ms)
     valid = (SIGNATURE.match(signature) and entry.key.batch >= 1 and dtype in DTYPES
-             and memory_format in MEMORY_FORMATS and entry.mean_ms > 0 and entry.median_ms > 0
-             and entry.iqr_ms >= 0 and entry.repeats >= 1 and entry.probe_ms > 0 and at)
+             and memory_format in MEMORY_FORMATS and all(0 < x < math.inf for x in times)
+             and 0 <= entry.iqr_ms < math.inf and entry.repeats >= 1 and at)
     if not valid:
         raise ValueError(line)
     return entry
@@ -469,10 +472,19 @@ def in_own_process(timing: Timing, function: Callable, *args):
 
 @functools.cache
 def _fresh_processes() -> ProcessPoolExecutor:
-    """A new process per task, forked from a server that imported torch and nothing else ran."""
+    """A new process per task, forked from a server that imported torch and nothing else ran.
+    The server and its processes die with their parents: after a ``kill -9`` the idle process
+    the pool keeps ready would otherwise wait forever, and keep the server alive."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
+    context.set_forkserver_preload(["nas.cost.forkserver"])
+    return ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1,
+                               initializer=die_with_parent)
+
+
+def die_with_parent() -> None:
+    """Have Linux kill this process when its parent process ends; elsewhere a no-op."""
+    if platform.system() == "Linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def prepare(module: nn.Module, profile: Profile) -> nn.Module:
