@@ -15,6 +15,7 @@ from nas.evaluate.proxy import ProxySettings
 from nas.search.pareto import ALIASES
 
 SAMPLERS = ("tpe", "nsga2", "random")
+RESUMABLE = ("trials", "time_budget", "data", "address")  # what a resumed run may change
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 MILLISECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)?")
 ADDRESS = re.compile(r"auto|(ray://)?[\w.-]+:\d{1,5}")
@@ -81,6 +82,10 @@ class SearchSettings:
         if self.latency_budget is not None:
             limits["latency_ms"] = parse_milliseconds(self.latency_budget)
         return limits
+
+    def study_settings(self) -> dict[str, Any]:
+        """The settings that shape the study, which a resumed run keeps."""
+        return {k: v for k, v in self.to_dict().items() if k not in RESUMABLE}
 
     def uses_latency(self) -> bool:
         return "latency_ms" in self.columns or self.latency_budget is not None
