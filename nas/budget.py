@@ -7,9 +7,10 @@ space studies compare networks of nearly equal cost.
 
 from __future__ import annotations
 
+import math
 import re
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, excerpt
 
 SCALES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 COUNT = re.compile(r"(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*([kmgt]?)f?", re.IGNORECASE)
@@ -23,11 +24,11 @@ def parse_count(text: str | float, what: str = "budget") -> int:
         match = COUNT.fullmatch(str(text).strip())
         if not match:
             raise ConfigError(f"{what}: expected a count like 400MF, 1.6GF, 0.4G, 400M or 4e8, "
-                              f"got {text!r}")
+                              f"got {excerpt(text)}")
         number, exponent, unit = match.groups()
         value = float(number + (exponent or "")) * SCALES[unit.lower()]
-    if not value >= 1:
-        raise ConfigError(f"{what}: must be at least 1, got {text!r}")
+    if not 1 <= value < math.inf:
+        raise ConfigError(f"{what}: must be at least 1 and finite, got {excerpt(text)}")
     return round(value)
 
 

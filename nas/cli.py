@@ -2,7 +2,9 @@
 
 Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``, and keeps
 heavy imports inside ``run`` so that ``nas --help`` stays fast. Errors the user can fix
-(:class:`nas.errors.NasError`) are printed as one line with a non-zero exit, never a traceback.
+(:class:`nas.errors.NasError`) and failures of the file system (``OSError``: permissions, a
+directory where a file is expected, a full disk) are printed as one line with exit code 2, never
+a traceback.
 """
 
 from __future__ import annotations
@@ -31,9 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head and the like
         sys.stderr.close()
         return 0
+    except OSError as e:
+        print(f"nas {args.command}: error: {_os_error(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"nas {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error(e: OSError) -> str:
+    """``path: reason`` of a failed file operation."""
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    return f"{paths}: {e.strerror}" if paths and e.strerror else str(e)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import yaml
 
 from nas.blocks import FAMILIES, ConfigError, Stage
 from nas.blocks.layers import ACTIVATIONS
+from nas.errors import excerpt
 
 STEMS = ("simple", "resnet", "deep", "cifar", "shufflenet")
 
@@ -81,7 +82,7 @@ class Network:
     @classmethod
     def from_dict(cls, data: Any) -> Network:
         if not isinstance(data, dict):
-            raise ConfigError(f"config: expected a mapping with 'stages', got {data!r}")
+            raise ConfigError(f"config: expected a mapping with 'stages', got {excerpt(data)}")
         check_keys("config", data, {"stem", "stages", "head"})
         if not isinstance(data.get("stages"), list):
             raise ConfigError("stages: expected a list of stages")
@@ -102,33 +103,64 @@ class Network:
 
     @classmethod
     def from_yaml(cls, text: str) -> Network:
-        return cls.from_dict(yaml.safe_load(text))
+        return cls.from_dict(parse_yaml(text))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_yaml())
 
 
-def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file, turning a missing or malformed file into one ConfigError line."""
-    path = Path(path)
+MAX_YAML_BYTES = 1 << 20  # configs, spaces and run.yaml files are a few kB
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a few lines of anchors and aliases can stand for
+    an exponentially large value (an alias bomb), and no config or space needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str | bytes, source: str = "YAML") -> Any:
+    """Parse YAML text without aliases, turning any malformed input into one ConfigError line
+    that starts with ``source``."""
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        return yaml.load(text, _Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from None
+        raise ConfigError(f"{source}: malformed YAML{where}: {getattr(e, 'problem', e)}") \
+            from None
+    except RecursionError:
+        raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise ConfigError(f"{source}: malformed YAML: {str(e).split(':')[0]}") from None
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file of at most MAX_YAML_BYTES, turning a missing, oversized or malformed
+    file into one ConfigError line."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES >> 20} MB; not a config")
+    return parse_yaml(text, str(path))
 
 
 def _stage_from_dict(i: int, data: Any) -> Stage:
     where = f"stages[{i}]"
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {excerpt(data)}")
     data = dict(data)
     name = data.pop("block", None)
     if name not in FAMILIES:
-        raise ConfigError(f"{where}.block: unknown family {name!r}; "
+        raise ConfigError(f"{where}.block: unknown family {excerpt(name)}; "
                           f"choose from {', '.join(FAMILIES)}")
     cls = FAMILIES[name]
     return _typed(where, cls, data, required={"depth", "width", "growth"} & _names(cls))
@@ -141,7 +173,7 @@ def _names(cls: type) -> set[str]:
 def _typed(where: str, cls: type, data: Any, required: set[str] = frozenset()):
     """Build dataclass ``cls`` from a mapping, checking names, presence and types."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {excerpt(data)}")
     data = dict(data)
     hints = get_type_hints(cls)
     check_keys(where, data, _names(cls))
@@ -160,7 +192,7 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
           str: lambda v: isinstance(v, str)}
     if hint in ok:
         if not ok[hint](value):
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {excerpt(value)}")
         return float(value) if hint is float else value
     return value
 
@@ -169,7 +201,7 @@ def check_keys(where: str, data: dict, known: set[str]) -> None:
     """Raise ConfigError naming the first key of ``data`` that is not ``known``."""
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of "
+        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])}; expected one of "
                           f"{', '.join(sorted(known))}")
 
 
@@ -177,7 +209,8 @@ def _check_part(where: str, part: Any, **choices: tuple[str, ...]) -> None:
     for name, allowed in choices.items():
         value = getattr(part, name)
         if value not in allowed:
-            raise ConfigError(f"{where}.{name}: must be one of {', '.join(allowed)}, got {value!r}")
+            raise ConfigError(f"{where}.{name}: must be one of {', '.join(allowed)}, "
+                              f"got {excerpt(value)}")
 
 
 def _check_positive(where: str, value: int) -> None:

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import pprint
 import textwrap
 from pathlib import Path
 
 from nas.config import Network
-from nas.network import HeadModule, StemModule, init_weights, layout
+from nas.errors import NasError
+from nas.network import HeadModule, StemModule, build, init_weights, layout
 
 IMPORTS = {"torch": "import torch", "nn": "from torch import nn"}
+
+
+class ExportError(NasError):
+    """An export that would overwrite files, or weights that do not fit the network."""
 
 
 def export_source(config: Network, num_classes: int = 1000, weights: str | None = None,
@@ -29,7 +35,8 @@ def export_source(config: Network, num_classes: int = 1000, weights: str | None 
     body = "\n\n\n".join([*definitions, _net_class(config, units), _builder(num_classes,
                                                                           weights)])
     used = [line for name, line in IMPORTS.items() if _mentions(body, name)]
-    head = (f'"""{title or "A network exported by nas"}: standalone PyTorch code.\n\n'
+    title = (title or "A network exported by nas").replace("\\", "\\\\").replace('"', '\\"')
+    head = (f'"""{title}: standalone PyTorch code.\n\n'
             f'Build it with ``build_model()``; it needs nothing but torch.\n"""\n\n'
             "from __future__ import annotations\n\n"
             + ("from pathlib import Path\n\n" if weights else "")
@@ -149,7 +156,8 @@ def _builder(num_classes: int, weights: str | None) -> str:
             '    """The network with its proxy-trained weights (``weights=None``: fresh)."""\n'
             "    model = Net(num_classes)\n"
             "    if weights:\n"
-            '        model.load_state_dict(torch.load(weights, map_location="cpu"))\n'
+            '        model.load_state_dict(torch.load(weights, map_location="cpu", '
+            'weights_only=True))\n'
             "    return model")
 
 
@@ -161,20 +169,61 @@ class _Raw(str):
 
 
 def write_export(config: Network, path: Path, num_classes: int = 1000,
-                 state_dict: dict | None = None, title: str = "") -> list[Path]:
+                 state_dict: dict | None = None, title: str = "", force: bool = False
+                 ) -> list[Path]:
     """Write ``path`` (the model file), its config YAML beside it and, with ``state_dict``,
-    the weights file; returns the paths written."""
+    the weights file, each atomically; existing files only with ``force``. Returns the paths
+    written."""
     path = Path(path)
+    written = [path, path.with_suffix(".yaml")] + [path.with_suffix(".pt")] * bool(state_dict)
+    if path.is_dir():
+        raise ExportError(f"{path}: is a directory; give the name of the Python file to write")
+    existing = [p for p in written if p.exists()]
+    if existing and not force:
+        raise ExportError(f"{existing[0]}: already exists; give --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = [path, path.with_suffix(".yaml")]
-    weights = None
     if state_dict is not None:
         import torch
 
-        weights = path.with_suffix(".pt").name
-        torch.save(state_dict, path.with_suffix(".pt"))
-        written.append(path.with_suffix(".pt"))
-    path.write_text(export_source(config, num_classes, weights, title))
-    config.save(path.with_suffix(".yaml"))
+        _replace(path.with_suffix(".pt"), lambda tmp: torch.save(state_dict, tmp))
+    weights = path.with_suffix(".pt").name if state_dict is not None else None
+    source = export_source(config, num_classes, weights, title)
+    _replace(path, lambda tmp: tmp.write_text(source))
+    _replace(path.with_suffix(".yaml"), config.save)
     return written
 
+
+def _replace(path: Path, write) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then move it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_weights(path: Path, config: Network, num_classes: int) -> dict:
+    """The state dict saved at ``path`` (tensors only: ``weights_only``), checked against the
+    network's; ExportError names the file and the first tensor that is missing or misshapen."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or objects other than tensors
+        reason = (str(e).splitlines() or [""])[0][:200]
+        raise ExportError(f"{path}: not a readable weights file ({type(e).__name__}: "
+                          f"{reason})") from None
+    if not isinstance(state, dict):
+        raise ExportError(f"{path}: expected a state dict, found {type(state).__name__}")
+    expected = build(config, num_classes).state_dict()
+    for name, tensor in expected.items():
+        found = state.get(name)
+        if not isinstance(found, torch.Tensor) or found.shape != tensor.shape:
+            shape = tuple(found.shape) if isinstance(found, torch.Tensor) else "nothing"
+            raise ExportError(f"{path}: tensor {name} should have shape {tuple(tensor.shape)}, "
+                              f"found {shape}")
+    extra = sorted(map(str, set(state) - set(expected)))
+    if extra:
+        raise ExportError(f"{path}: tensor {extra[0]} is not part of the network")
+    return state

@@ -25,7 +25,7 @@ import numpy as np
 from nas.blocks import FAMILIES, Stage
 from nas.blocks.base import require
 from nas.config import Head, Network, Stem, _coerce
-from nas.errors import ConfigError
+from nas.errors import ConfigError, excerpt
 
 QUANTUM = 8  # RegNet widths are multiples of 8
 
@@ -56,11 +56,11 @@ def stage_runs(widths: np.ndarray) -> list[tuple[int, int]]:
 
 def regnet_stages(d: int, w0: int, wa: float, wm: float) -> list[tuple[int, int]]:
     """(depth, width) of each stage of one RegNet, checking the parameters."""
-    require(_is_int(d) and d >= 1, "d", f"must be a positive integer, got {d!r}")
+    require(_is_int(d) and d >= 1, "d", f"must be a positive integer, got {excerpt(d)}")
     require(_is_int(w0) and w0 > 0 and w0 % QUANTUM == 0, "w0",
-            f"must be a positive multiple of {QUANTUM}, got {w0!r}")
-    require(_is_real(wa) and wa >= 0, "wa", f"must be a number >= 0, got {wa!r}")
-    require(_is_real(wm) and wm > 1, "wm", f"must be a number > 1, got {wm!r}")
+            f"must be a positive multiple of {QUANTUM}, got {excerpt(w0)}")
+    require(_is_real(wa) and wa >= 0, "wa", f"must be a number >= 0, got {excerpt(wa)}")
+    require(_is_real(wm) and wm > 1, "wm", f"must be a number > 1, got {excerpt(wm)}")
     return stage_runs(regnet_widths(d, w0, wa, wm)[0])
 
 
@@ -119,7 +119,7 @@ def assemble(stages: Sequence[Mapping[str, Any]], stem: Mapping | None = None,
 def _stage(i: int, settings: dict[str, Any]) -> Stage:
     block = settings.pop("block", "resnext")
     if block not in FAMILIES:
-        raise ConfigError(f"stages[{i}].block: unknown family {block!r}; "
+        raise ConfigError(f"stages[{i}].block: unknown family {excerpt(block)}; "
                           f"choose from {', '.join(FAMILIES)}")
     settings.setdefault("stride", 2)
     if block == "densenet" and "width" in settings:
@@ -133,7 +133,7 @@ def _stage(i: int, settings: dict[str, Any]) -> Stage:
 def _part(where: str, cls: type, settings: Mapping[str, Any]):
     unknown = sorted(set(settings) - field_names(cls))
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of "
+        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])}; expected one of "
                           f"{', '.join(sorted(field_names(cls)))}")
     return cls(**settings)
 
@@ -165,7 +165,7 @@ def from_spec(spec: Mapping[str, Any]) -> Network:
     spec = dict(spec)
     name = spec.pop("generator")
     if name not in GENERATORS:
-        raise ConfigError(f"generator: unknown generator {name!r}; choose from "
+        raise ConfigError(f"generator: unknown generator {excerpt(name)}; choose from "
                           f"{', '.join(GENERATORS)}")
     try:
         inspect.signature(GENERATORS[name]).bind(**spec)

@@ -6,6 +6,9 @@ The module is ``stem``, ``s1`` ... ``sN`` (each an ``nn.Sequential`` of blocks `
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -13,6 +16,7 @@ from nas.blocks.base import Unit
 from nas.blocks.layers import BNAct, ConvBN
 from nas.config import Network
 from nas.cost.complexity import Complexity, Cx, StageCost
+from nas.errors import ConfigError
 
 STEM_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "shufflenet": (3, 2)}
 POOLED_STEMS = ("resnet", "deep", "shufflenet")
@@ -130,7 +134,36 @@ def init_weights(model: nn.Module) -> None:
 
 
 def build(config: Network, num_classes: int = 1000) -> Net:
+    """The module of the config; ConfigError, before anything is allocated, if its weights
+    would not fit in memory."""
+    check_fits(config, num_classes)
     return Net(config, num_classes)
+
+
+def check_fits(config: Network, num_classes: int = 1000, resolution: int = 224,
+               batch: int = 0) -> None:
+    """Raise ConfigError, naming the network's size, when its float32 weights and the
+    activations of ``batch`` images (the conv and linear outputs alone: less than running it
+    takes) exceed the memory this machine has available."""
+    cx = complexity(config, resolution, num_classes)
+    needed = 4 * (cx.params + batch * cx.acts)
+    available = available_memory()
+    if needed > available:
+        acts = f" and {cx.acts:.3g} activations per {resolution}x{resolution} image" * (batch > 0)
+        raise ConfigError(f"network too large: {cx.params:.3g} params{acts} need at least "
+                          f"{needed / 2**30:.3g} GiB{f' at batch {batch}' * (batch > 0)}, "
+                          f"and {available / 2**30:.3g} GiB of memory is available")
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable, else all RAM)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def complexity(config: Network, resolution: int = 224, num_classes: int = 1000) -> Complexity:

@@ -24,7 +24,7 @@ from nas.blocks import FAMILIES, Stage, Unit
 from nas.budget import band, flops_text, parse_count
 from nas.config import Head, Network, Stem, check_keys, load_yaml
 from nas.cost.complexity import Complexity, Cx
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, NasError, excerpt
 from nas.generators import (
     assemble,
     check_types,
@@ -456,7 +456,7 @@ def space_path(name: str) -> Path:
     if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
         return path
     if not (SPACES_DIR / f"{name}.yaml").exists():
-        raise ConfigError(f"unknown space {name!r}; choose from {', '.join(available())} "
+        raise ConfigError(f"unknown space {excerpt(name)}; choose from {', '.join(available())} "
                           "or give a .yaml file")
     return SPACES_DIR / f"{name}.yaml"
 
@@ -478,7 +478,7 @@ def parse_space(name: str, data: Any) -> Space:
     generator = data.get("generator")
     if generator not in GENERATOR_SETTINGS:
         raise ConfigError(f"generator: expected one of {', '.join(GENERATOR_SETTINGS)}, "
-                          f"got {generator!r}")
+                          f"got {excerpt(generator)}")
     stages = data.get("stages", 0)
     if (generator == "anynet") != (isinstance(stages, int) and stages >= 1):
         raise ConfigError("stages: anynet needs the number of stages (a positive integer); "
@@ -504,7 +504,7 @@ def _families(block: Choice | None, fixed_block: Any) -> tuple[str, ...]:
         raise ConfigError("params.block: expected {choice: [families]}")
     for family in families:
         if family not in FAMILIES:
-            raise ConfigError(f"block: unknown family {family!r}; choose from "
+            raise ConfigError(f"block: unknown family {excerpt(family)}; choose from "
                               f"{', '.join(FAMILIES)}")
     return families
 
@@ -544,7 +544,7 @@ def _distribution(where: str, spec: Any) -> Int | Float | Pow2 | Choice:
     if len(kinds) != 1:
         raise ConfigError(f"{where}: expected a distribution {{int: [low, high]}}, "
                           f"{{float: [low, high]}} (either with step and log), "
-                          f"{{pow2: [low, high]}} or {{choice: [values]}}; got {spec!r}")
+                          f"{{pow2: [low, high]}} or {{choice: [values]}}; got {excerpt(spec)}")
     kind = kinds.pop()
     check_keys(where, spec, {kind, "step", "log"} if kind in ("int", "float") else {kind})
     bounds = spec[kind]
@@ -557,20 +557,20 @@ def _distribution(where: str, spec: Any) -> Int | Float | Pow2 | Choice:
             and all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)
             and 0 <= bounds[0] <= bounds[1]):
         raise ConfigError(f"{where}.{kind}: expected [low, high] with 0 <= low <= high"
-                          f"{' (integers)' if kind == 'int' else ''}, got {bounds!r}")
+                          f"{' (integers)' if kind == 'int' else ''}, got {excerpt(bounds)}")
     low, high = bounds
     step, log = spec.get("step"), spec.get("log", False)
     if kind == "pow2":
         if low <= 0 or not all(math.log2(b).is_integer() for b in bounds):
-            raise ConfigError(f"{where}.pow2: expected powers of two, got {bounds!r}")
+            raise ConfigError(f"{where}.pow2: expected powers of two, got {excerpt(bounds)}")
         return Pow2(low, high)
     if not isinstance(log, bool):
-        raise ConfigError(f"{where}.log: expected true or false, got {log!r}")
+        raise ConfigError(f"{where}.log: expected true or false, got {excerpt(log)}")
     if step is not None and not (isinstance(step, number) and step > 0
                                  and _multiple(high - low, step)
                                  and (not log or _multiple(low, step))):
         raise ConfigError(f"{where}.step: expected a positive {kind} dividing high - low"
-                          f"{' and low' if log else ''}, got {step!r}")
+                          f"{' and low' if log else ''}, got {excerpt(step)}")
     if log and low <= 0:
         raise ConfigError(f"{where}.log: a log scale needs low > 0, got {low}")
     if kind == "int":
@@ -590,7 +590,7 @@ def _constraints(spec: Any) -> Constraints:
         where = f"constraints.{metric}"
         if not isinstance(limits, dict) or not limits or set(limits) - {"min", "max"}:
             raise ConfigError(f"{where}: expected {{min: ..., max: ...}} (either or both), "
-                              f"got {limits!r}")
+                              f"got {excerpt(limits)}")
         low, high = (parse_count(limits[k], f"{where}.{k}") if k in limits else default
                      for k, default in (("min", 0), ("max", math.inf)))
         if low > high:
@@ -601,5 +601,5 @@ def _constraints(spec: Any) -> Constraints:
 
 def _expect_mapping(where: str, value: Any) -> dict:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {excerpt(value)}")
     return value

@@ -98,8 +98,39 @@ def test_export_of_a_run_picks_the_front(tmp_path, capsys):
                  "-o", str(tmp_path / "m.py")]) == 0
     assert "trial 2" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "run"), "--pick", "flops",
+                 "-o", str(tmp_path / "m.py")]) == 2
+    assert "m.py: already exists; give --force" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "run"), "--pick", "flops", "--force",
                  "-o", str(tmp_path / "m.py")]) == 0
     assert "trial 0" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "m.yaml", "run"]
+
+
+def _proxy_weights(run: Path) -> dict:
+    """Proxy-network weights saved as trial 0's, the way a search saves them."""
+    from nas.evaluate.proxy import NUM_CLASSES, ProxySettings, proxy_network
+
+    config = Network.from_json(pd.read_csv(run / "trials.csv")["config"][0])
+    state = build(proxy_network(config, ProxySettings().width_mult), NUM_CLASSES).state_dict()
+    (run / "weights").mkdir()
+    torch.save(state, run / "weights" / "trial_0.pt")
+    return state
+
+
+def test_export_with_weights_loads_them_safely_in_the_written_file(tmp_path):
+    fake_run(tmp_path / "run ' \"quoted\"", ["complete"])
+    run = next(tmp_path.iterdir())
+    state = _proxy_weights(run)
+    assert main(["export", str(run), "--weights", "-o", str(tmp_path / "m.py")]) == 0
+    source = (tmp_path / "m.py").read_text()
+    assert 'weights_only=True' in source
+    script = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', "
+              "sys.argv[1]); m = importlib.util.module_from_spec(spec); "
+              "spec.loader.exec_module(m); print(len(m.build_model().state_dict()))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.py")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) == len(state)
 
 
 @pytest.mark.parametrize("statuses, args, message", [

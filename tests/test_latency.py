@@ -176,13 +176,24 @@ def test_corrupt_rows_are_reported_and_valid_rows_kept(tmp_path):
     with open(path, "a") as f:
         f.write("not,a,row\n")
         f.write('"Block(w_in=9)@7x7",1,float32,contiguous,-1,0.1,20,2025\n')
+        f.write('"Block(w_in=7)@7x7",1,float32,contiguous,inf,0.5,0.01,20,2.0,2025\n')
         f.write('"Block(w_in=8)@7x7",1,float')  # torn by a crashed writer
-    with pytest.warns(TableWarning, match=r"skipped 2 malformed row\(s\) at line\(s\) 7, 8"):
+    with pytest.warns(TableWarning, match=r"skipped 3 malformed row\(s\) at line\(s\) 7, 8, 9"):
         table = Table(path, Profile())
     assert set(table.entries) == {_entry(0).key, _entry(1).key}
-    with pytest.warns(TableWarning, match="line.* 9"):
+    with pytest.warns(TableWarning, match="line.* 10"):
         table.add([_entry(2)])  # ends the torn row, which now reads as malformed
     assert _keys(path) == {_entry(i).key for i in range(3)}
+
+
+def test_a_probe_spread_beyond_what_the_correction_handles_is_warned_about():
+    steady = [2.0, 2.02, 1.98, 2.01]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 < latency.warn_if_noisy(steady, "build") < 0.02
+    with pytest.warns(latency.SpeedWarning, match=r"varied by \d+% during this check"):
+        assert latency.warn_if_noisy(steady + [3.0, 1.5], "check") > latency.NOISY_SPREAD
+    assert latency.probe_spread([2.0]) == 0
 
 
 def _keys(path) -> set:
@@ -241,10 +252,12 @@ def test_build_fills_what_check_needs_and_check_reports_its_rows(tmp_path, capsy
     assert main(["latency", "build", *SPACE, *table]) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["measured"] == built["needed"] == len(_rows(path)) > 0
+    assert built["probe_spread"] >= 0
     assert main(["latency", "check", *SPACE, *table]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(_rows(path)) == built["needed"]  # nothing was missing
     assert result["n"] == len(result["rows"]) == 2
+    assert result["probe_spread"] >= 0
     errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in result["rows"]]
     assert result["within_10"] == sum(e <= 0.1 for e in errors) / 2
     for row in result["rows"]:

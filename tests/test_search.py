@@ -115,6 +115,10 @@ def test_search_on_a_started_ray_cluster(tmp_path):
                     "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
                    check=True, capture_output=True, env=env, timeout=120)
     try:
+        done = search(*TINY, "--cpus-per-trial", "3", "--address", f"127.0.0.1:{port}",
+                      "--out", str(tmp_path / "wide"), env=env)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "no node of the cluster has more than 2 CPUs" in done.stderr
         done = search(*TINY, "--trials", "2", "--address", f"127.0.0.1:{port}",
                       "--out", str(tmp_path / "run"), env=env)
         assert done.returncode == 0, done.stderr[-2000:]

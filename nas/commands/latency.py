@@ -69,11 +69,12 @@ def _show_warning(message, category, *_args, **_kwargs) -> None:
 
 
 def _build(args: argparse.Namespace, table, timing) -> int:
-    from nas.cost.latency import fill, placed_units
+    from nas.cost.latency import fill, placed_units, warn_if_noisy
 
     configs = _sample(args)
     needed = {p.key(table.profile) for c in configs
               for p in placed_units(c, args.resolution, args.num_classes)}
+    before = set(table.entries)
     start = time.perf_counter()
     count = 0
     for i, config in enumerate(configs, 1):
@@ -82,12 +83,15 @@ def _build(args: argparse.Namespace, table, timing) -> int:
             print(f"  {i} networks, {count} entries measured "
                   f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     seconds = time.perf_counter() - start
+    spread = warn_if_noisy([e.probe_ms for k, e in table.entries.items() if k not in before],
+                           "build")
     if args.json:
         print(json.dumps({"table": str(table.path), "needed": len(needed), "measured": count,
-                          "seconds": seconds, "entries": len(table)}))
+                          "seconds": seconds, "entries": len(table), "probe_spread": spread}))
     else:
         print(f"{table.path}: measured {count} of the {len(needed)} entries {len(configs)} "
-              f"networks need in {seconds:.0f} s; the table has {len(table)}")
+              f"networks need in {seconds:.0f} s (probe spread {spread:.0%}); the table has "
+              f"{len(table)}")
     return 0
 
 
@@ -134,7 +138,8 @@ def _check(args: argparse.Namespace, table, timing) -> int:
                        f"{r['predicted_ms'] / r['measured_ms'] - 1:+.1%}")
                       for i, r in enumerate(rows, 1)]))
     print(f"{result['n']} networks: median |error| {result['median_abs_error']:.1%}, "
-          f"within 5%: {result['within_5']:.0%}, within 10%: {result['within_10']:.0%}")
+          f"within 5%: {result['within_5']:.0%}, within 10%: {result['within_10']:.0%}; "
+          f"probe spread {result['probe_spread']:.0%}")
     return 0
 
 

@@ -4,78 +4,90 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 from pathlib import Path
 
-from nas.commands.train import add_proxy_arguments, proxy_settings
+from nas.commands.train import SETTINGS, add_proxy_arguments, proxy_settings
+from nas.errors import ConfigError
 
 HELP = "search a design space for accurate networks under FLOPs, MAC and latency limits"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nas.search.settings import SAMPLERS, SIGNALS, SearchSettings
+    """The options; each defaults to None, so that a resume can tell which were given."""
+    from nas.search.settings import RESUMABLE, SAMPLERS, SIGNALS, SearchSettings
 
     d = SearchSettings()
-    p.add_argument("--space", default=d.space, help="space name in spaces/ or a YAML file "
+    p.add_argument("--space", help="space name in spaces/ or a YAML file "
                    f"(default {d.space})")
-    p.add_argument("--budget", default=d.budget, help=f"FLOPs ceiling (default {d.budget})")
+    p.add_argument("--budget", help=f"FLOPs ceiling (default {d.budget})")
     p.add_argument("--band", type=float, help="also a FLOPs floor: band x budget")
-    p.add_argument("--objectives", default=",".join(d.objectives),
-                   help="comma-separated: accuracy, latency, flops, params, mac "
-                        f"(default {','.join(d.objectives)})")
+    p.add_argument("--objectives", help="comma-separated: accuracy, latency, flops, params, mac "
+                   f"(default {','.join(d.objectives)})")
     p.add_argument("--mac-budget", help="ceiling on memory access cost, e.g. 20M")
     p.add_argument("--params-budget", help="ceiling on parameters, e.g. 5M")
     p.add_argument("--latency-budget", help="ceiling on predicted latency, e.g. 15ms")
-    p.add_argument("--signal", choices=SIGNALS, default=d.signal,
-                   help="what the accuracy objective is (default %(default)s: see the README's "
-                        "'Accuracy signal')")
-    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
-                   help=f"Optuna sampler (default {d.sampler})")
+    p.add_argument("--signal", choices=SIGNALS, help=f"what the accuracy objective is (default "
+                   f"{d.signal}; the README's 'Accuracy signal' says what each is worth)")
+    p.add_argument("--sampler", choices=SAMPLERS, help=f"Optuna sampler (default {d.sampler})")
     p.add_argument("--trials", type=int,
                    help="candidates to score (default: 500 with a signal that trains nothing, a "
                         "few minutes on 2 cores; 24 with one that proxy-trains, about 15 minutes)")
     p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, help=f"seed of the sampler and trainings (default {d.seed})")
     p.add_argument("--data", help="CIFAR-10 folder (default: $NAS_DATA)")
     p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"
                    ".csv)")
-    p.add_argument("--resolution", type=int, default=d.resolution,
-                   help="input size of the deployment network (default 224)")
-    p.add_argument("--num-classes", type=int, default=d.num_classes,
-                   help="classes of the deployment network (default 1000)")
-    p.add_argument("--cpus-per-trial", type=int, default=d.cpus_per_trial,
-                   help="CPUs (and torch threads) of each training (default 1)")
-    p.add_argument("--address", help="connect to this Ray cluster instead of starting one")
+    p.add_argument("--resolution", type=int,
+                   help=f"input size of the deployment network (default {d.resolution})")
+    p.add_argument("--num-classes", type=int,
+                   help=f"classes of the deployment network (default {d.num_classes})")
+    p.add_argument("--cpus-per-trial", type=int,
+                   help=f"CPUs (and torch threads) of each training (default {d.cpus_per_trial})")
+    p.add_argument("--address", help="connect to this Ray cluster (HOST:PORT) instead of "
+                   "starting one")
     p.add_argument("--out", type=Path, help="run folder (default results/<space>-<budget>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue a run folder; its settings are kept, --trials and "
-                        "--time-budget may be changed")
+                   help="continue a run folder with the settings of its run.yaml; only "
+                        f"{_flags(RESUMABLE)} may be given")
     add_proxy_arguments(p.add_argument_group("proxy training"), leave_out=("threads",))
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.search.runner import run as search
-    from nas.search.settings import SearchSettings, default_trials
+    from nas.search.settings import RESUMABLE, SearchSettings, default_trials
 
+    names = [f.name for f in dataclasses.fields(SearchSettings) if f.name != "proxy"]
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "objectives" in given:
+        given["objectives"] = tuple(o.strip() for o in given["objectives"].split(",") if o.strip())
     if args.resume:
-        kept = SearchSettings.load(args.resume)
-        settings = dataclasses.replace(kept, trials=args.trials or kept.trials,
-                                       time_budget=args.time_budget)
+        proxy = [flag for flag, _, _ in SETTINGS
+                 if getattr(args, flag.replace("-", "_"), None) is not None]
+        refused = [n for n in given if n not in RESUMABLE] + proxy + ["out"] * bool(args.out)
+        if refused:
+            raise ConfigError(f"--{refused[0].replace('_', '-')}: a resumed run keeps the "
+                              f"settings of its run.yaml; only {_flags(RESUMABLE)} may be given")
+        settings = dataclasses.replace(SearchSettings.load(args.resume), **given)
         run_dir = args.resume
     else:
-        settings = SearchSettings(
-            space=args.space, budget=args.budget, band=args.band,
-            objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
-            mac_budget=args.mac_budget, params_budget=args.params_budget,
-            latency_budget=args.latency_budget, signal=args.signal, sampler=args.sampler,
-            trials=args.trials or default_trials(args.signal),
-            time_budget=args.time_budget, seed=args.seed, data=args.data,
-            proxy=proxy_settings(args),
-            latency_table=args.latency_table, resolution=args.resolution,
-            num_classes=args.num_classes, cpus_per_trial=args.cpus_per_trial,
-            address=args.address)
-        name = f"{Path(args.space).stem}-{args.budget}-{time.strftime('%Y%m%d-%H%M%S')}"
+        given.setdefault("trials", default_trials(given.get("signal", SearchSettings.signal)))
+        settings = SearchSettings(**given, proxy=proxy_settings(args))
+        name = f"{Path(settings.space).stem}-{settings.budget}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = args.out or Path("results") / name
+    settings = dataclasses.replace(settings, data=_data_folder(settings.data))
     run_dir = search(settings, run_dir, resume=bool(args.resume))
     print(f"run folder: {run_dir}  (trials.csv, pareto.csv, run.yaml)")
     return 0
+
+
+def _flags(names: tuple[str, ...]) -> str:
+    return ", ".join("--" + name.replace("_", "-") for name in names)
+
+
+def _data_folder(data: str | None) -> str | None:
+    """The data folder the run uses, as an absolute path (so run.yaml records it even when it
+    came from NAS_DATA), or None when neither names one."""
+    data = data or os.environ.get("NAS_DATA")
+    return str(Path(data).expanduser().resolve()) if data else None

@@ -51,11 +51,13 @@ def proxy_settings(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from nas.config import load_network
     from nas.evaluate import data
-    from nas.evaluate.proxy import evaluate
+    from nas.evaluate.proxy import NUM_CLASSES, evaluate, proxy_network
+    from nas.network import check_fits
 
     network = load_network(args.config)
-    cifar = data.load(args.data, download=args.download)
     settings = proxy_settings(args)
+    check_fits(proxy_network(network, settings.width_mult), NUM_CLASSES, 32, settings.batch_size)
+    cifar = data.load(args.data, download=args.download)
     result = evaluate(network, cifar, settings, args.seed)
     if args.json:
         print(json.dumps({**result.to_dict(), "settings": settings.to_dict(), "seed": args.seed}))

@@ -30,6 +30,10 @@ Speed
     the time of a small fixed probe network measured just before it in the same process; a
     prediction scales every entry by ``probe_ms / entry.probe_ms``, to the table's typical
     speed (the median probe of its entries) by default, or to the speed a probe shows now.
+    The correction assumes every unit slows down as the probe does, which held for the drift
+    of a quiet shared machine; under heavy load units slow down unevenly (the memory-bound
+    ones more), so ``probe_spread`` is reported by every build and check, and a spread above
+    ``NOISY_SPREAD`` (15%, 1.5 times that drift) is warned about as more than it corrects.
 Prediction
     The sum of the entries' means: the mean of a network's latency is the sum of its units'
     means, while per-call times are skewed to the right, so medians add up to less than the
@@ -58,10 +62,12 @@ import fcntl
 import functools
 import inspect
 import io
+import math
 import multiprocessing
 import os
 import platform
 import re
+import signal
 import statistics
 import time
 import warnings
@@ -81,13 +87,14 @@ from nas.blocks.base import Unit
 from nas.config import Network
 from nas.cost.complexity import Cx
 from nas.errors import NasError
-from nas.network import build, layout
+from nas.network import build, check_fits, layout
 
 COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
            "probe_ms", "measured_at")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
+NOISY_SPREAD = 0.15  # a probe spread beyond which the speed correction does not hold
 
 
 class LatencyError(NasError):
@@ -96,6 +103,10 @@ class LatencyError(NasError):
 
 class TableWarning(UserWarning):
     """A table measured on another device, or with rows that had to be skipped."""
+
+
+class SpeedWarning(UserWarning):
+    """The machine's speed varied more than the probe correction handles."""
 
 
 @dataclass(frozen=True)
@@ -329,9 +340,10 @@ def parse_row(line: str) -> Entry:
     signature, batch, dtype, memory_format, mean, median, iqr, repeats, probe, at = fields_
     entry = Entry(Key(signature, int(batch), dtype, memory_format), float(mean), float(median),
                   float(iqr), int(repeats), float(probe), at)
+    times = (entry.mean_ms, entry.median_ms, entry.probe_ms)
     valid = (SIGNATURE.match(signature) and entry.key.batch >= 1 and dtype in DTYPES
-             and memory_format in MEMORY_FORMATS and entry.mean_ms > 0 and entry.median_ms > 0
-             and entry.iqr_ms >= 0 and entry.repeats >= 1 and entry.probe_ms > 0 and at)
+             and memory_format in MEMORY_FORMATS and all(0 < x < math.inf for x in times)
+             and 0 <= entry.iqr_ms < math.inf and entry.repeats >= 1 and at)
     if not valid:
         raise ValueError(line)
     return entry
@@ -451,6 +463,27 @@ def probe(profile: Profile, timing: Timing) -> float:
     return measure_network(PROBE, profile, quick, PROBE_RESOLUTION, 10).median_ms
 
 
+def probe_spread(probes: list[float]) -> float:
+    """How much the machine's speed varied across probe times: their 10th-to-90th percentile
+    range over their median (0 for fewer than two)."""
+    if len(probes) < 2:
+        return 0.0
+    deciles = statistics.quantiles(probes, n=10, method="inclusive")
+    return (deciles[-1] - deciles[0]) / statistics.median(probes)
+
+
+def warn_if_noisy(probes: list[float], what: str) -> float:
+    """The probes' spread, with a SpeedWarning when it is beyond NOISY_SPREAD."""
+    spread = probe_spread(probes)
+    if spread > NOISY_SPREAD:
+        warnings.warn(f"the machine's speed varied by {spread:.0%} during this {what} (probe "
+                      f"{min(probes):.3g}-{max(probes):.3g} ms), more than the "
+                      f"{NOISY_SPREAD:.0%} the probe correction handles: its latencies may be "
+                      "off by as much; measure again on a quieter machine", SpeedWarning,
+                      stacklevel=2)
+    return spread
+
+
 def network_at_speed(config: Network, profile: Profile, timing: Timing, resolution: int = 224,
                      num_classes: int = 1000) -> tuple[Timed, float]:
     """End-to-end latency of the network and the probe's time around it (mean of before and
@@ -469,10 +502,19 @@ def in_own_process(timing: Timing, function: Callable, *args):
 
 @functools.cache
 def _fresh_processes() -> ProcessPoolExecutor:
-    """A new process per task, forked from a server that imported torch and nothing else ran."""
+    """A new process per task, forked from a server that imported torch and nothing else ran.
+    The server and its processes die with their parents: after a ``kill -9`` the idle process
+    the pool keeps ready would otherwise wait forever, and keep the server alive."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
+    context.set_forkserver_preload(["nas.cost.forkserver"])
+    return ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1,
+                               initializer=die_with_parent)
+
+
+def die_with_parent() -> None:
+    """Have Linux kill this process when its parent process ends; elsewhere a no-op."""
+    if platform.system() == "Linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def prepare(module: nn.Module, profile: Profile) -> nn.Module:
@@ -512,6 +554,7 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
     """Measure and save the entries the table lacks for these networks; returns how many."""
     added = 0
     for config in configs:
+        check_fits(config, num_classes, resolution, table.profile.batch)
         keys = list(dict.fromkeys(p.key(table.profile)
                                   for p in placed_units(config, resolution, num_classes)))
         if any(table.get(k) is None for k in keys):
@@ -570,7 +613,8 @@ def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: 
     """Predicted against measured end-to-end latency of networks, each predicted at the speed
     the probe shows around its measurement: ``n``, the median absolute relative error, the
     shares within 5% and 10%, the mean share of units whose entries were in the table before
-    (``reused``; the rest were measured in the network itself), and one row per network."""
+    (``reused``; the rest were measured in the network itself), the probes' ``probe_spread``
+    (warned about when too wide), and one row per network."""
     end_to_end = replace(timing, min_run_time=2 * timing.min_run_time)  # whole networks
     rows = []
     for config in configs:
@@ -586,7 +630,9 @@ def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: 
                                                      probe_ms=table.typical_probe_ms()).total_ms,
                      "reused": reused, "config": config.to_dict()})
     errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows]
+    spread = warn_if_noisy([r["probe_ms"] for r in rows], "check")
     return {"n": len(rows), "median_abs_error": statistics.median(errors),
+            "probe_spread": spread,
             "within_5": sum(e <= 0.05 for e in errors) / len(rows),
             "within_10": sum(e <= 0.10 for e in errors) / len(rows),
             "reused": statistics.fmean(r["reused"] for r in rows), "rows": rows}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from nas.budget import parse_count
 from nas.errors import NasError
@@ -59,8 +58,9 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / "trials.csv").is_file() or not (path / "run.yaml").is_file():
         raise RunError(f"{path}: not a run folder (it needs trials.csv and run.yaml)")
-    settings = yaml.safe_load((path / "run.yaml").read_text())["settings"]
-    return Run(path, settings, pd.read_csv(path / "trials.csv"))
+    from nas.search.settings import SearchSettings
+
+    return Run(path, SearchSettings.load(path).to_dict(), pd.read_csv(path / "trials.csv"))
 
 
 def pick(run: Run, trial: int | None = None, by: str = "knee") -> pd.Series:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import socket
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +24,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, NasError, excerpt
 from nas.evaluate.data import load
 from nas.evaluate.signal import SIGNALS, features
 from nas.evaluate.zero_cost import SCORES
@@ -34,6 +36,7 @@ from nas.spaces import Constraints, constraints_for, load_space
 
 FAIL_FAST = 3  # trainings that all fail before a run gives up
 MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
+CONNECT_TIMEOUT = 30.0  # seconds for the cluster at --address to answer
 
 
 class SearchError(NasError):
@@ -78,6 +81,7 @@ class Search:
             study_name="search", storage=storage, load_if_exists=True,
             directions=["maximize" if OBJECTIVES[c] else "minimize" for c in s.columns],
             sampler=_sampler(s.sampler, s.seed + done, s.trials))
+        _keep_study_settings(self.study, s, self.run_dir)
         for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
             self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
         trials = self.study.get_trials(deepcopy=False)
@@ -139,6 +143,14 @@ class Search:
                 return {**record, "status": "infeasible", "error": "over the latency budget"}
         return {**record, "status": "running"}
 
+    def interrupt(self, trials: list) -> None:
+        """Record the trials a Ctrl-C or SIGTERM cut off as interrupted (a resumed run trains
+        them again), and rewrite the tables."""
+        for trial in trials:
+            if trial is not None:
+                self.study.tell(trial, state=TrialState.FAIL)
+        write_tables(self.run_dir, self.study, self.settings)
+
     def stop(self, run: Running) -> None:
         """Record a candidate cut off by the time budget; a resumed run trains it again."""
         run.trial.set_user_attr("status", "stopped")
@@ -179,15 +191,17 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = Search(settings, run_dir)
-    if resume and not (run_dir / "study.journal").exists():
-        raise SearchError(f"{run_dir}: nothing to resume (no study.journal)")
-    search.open_study()
     s = settings
+    reach_cluster(s)
+    owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
     deadline = time.time() + (s.time_budget_seconds() or math.inf)
-    ray.init(address=s.address, num_cpus=None if s.address else os.cpu_count(),
-             include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    progress = Progress(search, s.trials)
+    start_ray(s)
+    progress = None
+    running: dict[Any, Running] = {}
+    ready_trial = None  # proposed ahead, while the slots train, so no slot waits for it
     try:
+        search.open_study()
+        progress = Progress(search, s.trials)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // s.cpus_per_trial))
 
         def new_actor():
@@ -195,8 +209,6 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
                 s.data, s.proxy.to_dict(), s.cpus_per_trial, s.signal)
 
         idle = [new_actor() for _ in range(slots)]
-        running: dict[Any, Running] = {}
-        ready_trial = None  # proposed ahead, while the slots train, so no slot waits for it
         while True:
             wanted = search.trained() < s.trials and time.time() < deadline
             if ready_trial is None and wanted:
@@ -231,8 +243,13 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
                         ray.kill(job.actor)
                     search.stop(job)
                 break
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trials cut off resume as interrupted
+        if progress is not None:
+            search.interrupt([job.trial for job in running.values()] + [ready_trial])
+        raise
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         ray.shutdown()
     write_tables(run_dir, search.study, s)
     return run_dir
@@ -248,6 +265,70 @@ def measured_attrs(result: dict[str, Any], wall: float) -> dict[str, Any]:
                      proxy_flops=result["flops"])
     spent = attrs.get("train_seconds", 0.0) + attrs.get("score_seconds", 0.0)
     return {**attrs, "overhead_seconds": wall - spent}
+
+
+def own_run_folder(run_dir: Path, resume: bool):
+    """Make this process the run folder's one owner, by an exclusive lock on ``RUN_DIR/lock``
+    held while the returned file is open; SearchError naming the owner's pid when another
+    process holds it. The kernel drops a lock when its process ends, even by ``kill -9``, so
+    a killed run's lock is simply taken over. A new search may not reuse a run's folder."""
+    import fcntl
+
+    has_study = (run_dir / "study.journal").exists()
+    if resume and not has_study:
+        raise SearchError(f"{run_dir}: nothing to resume (no study.journal)")
+    if not resume and has_study:
+        raise SearchError(f"{run_dir}: holds a run already; continue it with --resume "
+                          f"{run_dir}, or give another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(run_dir / "lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "unknown"
+        lock.close()
+        raise SearchError(f"{run_dir}: in use by another search (pid {owner}); wait for it to "
+                          "end or stop it") from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def reach_cluster(s: SearchSettings) -> None:
+    """SearchError unless this machine has ``cpus_per_trial`` CPUs, or the cluster at
+    ``s.address`` answers within CONNECT_TIMEOUT seconds."""
+    if s.address is None and s.cpus_per_trial > (os.cpu_count() or 1):
+        raise SearchError(f"--cpus-per-trial {s.cpus_per_trial}: this machine has "
+                          f"{os.cpu_count()} CPUs")
+    if s.address not in (None, "auto"):
+        host, _, port = s.address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), CONNECT_TIMEOUT).close()
+        except OSError as e:
+            raise SearchError(f"--address {s.address}: no Ray cluster answers there "
+                              f"({e.strerror or e}); start one with `ray start --head` or "
+                              "check the address") from None
+
+
+def start_ray(s: SearchSettings) -> None:
+    """Start Ray on this machine or join the cluster at ``s.address``; refuse a
+    ``cpus_per_trial`` that no node offers; and make SIGTERM stop the run as Ctrl-C does."""
+    import ray
+
+    ray.init(address=s.address, num_cpus=None if s.address else os.cpu_count(),
+             include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+    if s.cpus_per_trial > largest:
+        ray.shutdown()
+        raise SearchError(f"--cpus-per-trial {s.cpus_per_trial}: no node of the cluster has "
+                          f"more than {largest:g} CPUs")
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail_fast(search: Search) -> None:
@@ -298,6 +379,20 @@ def _sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
                                              seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, min(10, trials // 4)),
                                       multivariate=True, constant_liar=True)
+
+
+def _keep_study_settings(study: optuna.Study, s: SearchSettings, run_dir: Path) -> None:
+    """Record the settings that shape the study in its journal, or, on resume, refuse a
+    run.yaml whose settings are not those the journal's trials were made with."""
+    recorded = study.user_attrs.get("settings")
+    if recorded is None:
+        study.set_user_attr("settings", s.study_settings())
+        return
+    for name, value in s.study_settings().items():
+        if recorded.get(name) != value:
+            raise SearchError(f"{run_dir / 'run.yaml'}: {name} is {excerpt(value)}, but the "
+                              f"study in study.journal was made with {excerpt(recorded.get(name))}"
+                              "; run.yaml does not belong to this study")
 
 
 def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constraints:

@@ -8,17 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas.budget import parse_count
-from nas.errors import ConfigError
+from nas.config import check_keys, load_yaml
+from nas.errors import ConfigError, excerpt
 from nas.evaluate.proxy import ProxySettings
 from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS
 from nas.search.pareto import ALIASES
 
 SAMPLERS = ("tpe", "nsga2", "random")
+RESUMABLE = ("trials", "time_budget", "data", "address")  # what a resumed run may change
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 MILLISECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)?")
+ADDRESS = re.compile(r"auto|(ray://)?[\w.-]+:\d{1,5}")
+TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+         "None": (type(None),)}  # the field types run.yaml's values are checked against
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,20 @@ class SearchSettings:
         """Raise ConfigError, naming the setting, for anything that cannot run."""
         unknown = [o for o in self.objectives if o not in ALIASES]
         if unknown or not self.objectives:
-            raise ConfigError(f"objectives: unknown objective {unknown[0]!r}; choose from "
+            raise ConfigError(f"objectives: unknown objective {excerpt(unknown[0])}; choose from "
                               f"{', '.join(ALIASES)}" if unknown else "objectives: none given")
         if self.signal not in SIGNALS:
-            raise ConfigError(f"signal: must be one of {', '.join(SIGNALS)}, got {self.signal!r}")
+            raise ConfigError(f"signal: must be one of {', '.join(SIGNALS)}, "
+                              f"got {excerpt(self.signal)}")
+        repeated = [o for o in self.objectives if self.objectives.count(o) > 1]
+        if repeated:
+            raise ConfigError(f"objectives: {repeated[0]} is given more than once")
+        if self.address is not None and not ADDRESS.fullmatch(self.address):
+            raise ConfigError("address: expected HOST:PORT of a Ray cluster (or auto), "
+                              f"got {excerpt(self.address)}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)}, "
-                              f"got {self.sampler!r}")
+                              f"got {excerpt(self.sampler)}")
         for name in ("trials", "resolution", "num_classes", "cpus_per_trial"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')}: must be positive, "
@@ -78,6 +88,10 @@ class SearchSettings:
             limits["latency_ms"] = parse_milliseconds(self.latency_budget)
         return limits
 
+    def study_settings(self) -> dict[str, Any]:
+        """The settings that shape the study, which a resumed run keeps."""
+        return {k: v for k, v in self.to_dict().items() if k not in RESUMABLE}
+
     def uses_latency(self) -> bool:
         return "latency_ms" in self.columns or self.latency_budget is not None
 
@@ -90,19 +104,46 @@ class SearchSettings:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchSettings:
-        data = dict(data)
-        data["objectives"] = tuple(data["objectives"])
-        data["proxy"] = ProxySettings(**data["proxy"])
+    def from_dict(cls, data: Any) -> SearchSettings:
+        """Settings from run.yaml's mapping, checked: ConfigError names the setting at fault."""
+        data = _typed("settings", cls, data)
+        objectives = data.get("objectives", [])
+        if not (isinstance(objectives, list) and all(isinstance(o, str) for o in objectives)):
+            raise ConfigError(f"objectives: expected a list of names, got {excerpt(objectives)}")
+        data["objectives"] = tuple(objectives)
+        data["proxy"] = ProxySettings(**_typed("proxy", ProxySettings, data.get("proxy", {})))
         data.setdefault("signal", "proxy")  # runs made before the calibrated signal
-        return cls(**data)
+        return cls(**data).check()
 
     @classmethod
     def load(cls, run_dir: Path) -> SearchSettings:
+        """The settings in a run folder's run.yaml; ConfigError if it is missing or damaged."""
         path = Path(run_dir) / "run.yaml"
         if not path.is_file():
             raise ConfigError(f"{run_dir}: not a run folder (no run.yaml)")
-        return cls.from_dict(yaml.safe_load(path.read_text())["settings"])
+        data = load_yaml(path)
+        try:
+            if not isinstance(data, dict) or "settings" not in data:
+                raise ConfigError("no 'settings' mapping")
+            return cls.from_dict(data["settings"])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: damaged: {e}") from None
+
+
+def _typed(where: str, cls: type, data: Any) -> dict[str, Any]:
+    """A copy of the mapping ``data`` whose keys are fields of dataclass ``cls``, each of the
+    field's type where that is a plain one (str, int, float, bool or None)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {excerpt(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(where, data, set(fields))
+    for name, value in data.items():
+        kinds = tuple(k for t in fields[name].type.split("|") for k in TYPES.get(t.strip(), ()))
+        bool_as_number = isinstance(value, bool) and bool not in kinds
+        if kinds and (not isinstance(value, kinds) or bool_as_number):
+            raise ConfigError(f"{where}.{name}: expected {fields[name].type}, "
+                              f"got {excerpt(value)}")
+    return dict(data)
 
 
 def default_trials(signal: str) -> int:
@@ -121,9 +162,10 @@ def parse_duration(text: str) -> float:
         h, m, s = (float(g or 0) for g in match.groups())
         seconds = 3600 * h + 60 * m + s
     else:
-        raise ConfigError(f"time budget: expected a duration like 30m, 1h30m or 90s, got {text!r}")
+        raise ConfigError("time budget: expected a duration like 30m, 1h30m or 90s, "
+                          f"got {excerpt(text)}")
     if seconds <= 0:
-        raise ConfigError(f"time budget: must be positive, got {text!r}")
+        raise ConfigError(f"time budget: must be positive, got {excerpt(text)}")
     return seconds
 
 
@@ -131,5 +173,6 @@ def parse_milliseconds(text: str) -> float:
     """Milliseconds of a latency like 15ms, 0.015s or 15."""
     match = MILLISECONDS.fullmatch(str(text).strip().lower())
     if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"latency budget: expected a positive latency like 15ms, got {text!r}")
+        raise ConfigError("latency budget: expected a positive latency like 15ms, "
+                          f"got {excerpt(text)}")
     return float(match.group(1)) * (1000 if match.group(2) == "s" else 1)

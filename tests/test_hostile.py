@@ -1,0 +1,315 @@
+"""Hostile and careless input: one line on stderr, exit code 2, no traceback, no file changed;
+and concurrent runs, signals and dead clusters that lose nothing and leave nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from nas.cli import main
+from nas.config import Network, load_network
+from nas.search.settings import SearchSettings
+
+ROOT = Path(__file__).parent.parent
+DATA = os.environ.get("NAS_DATA")
+needs_data = pytest.mark.skipif(not DATA, reason="NAS_DATA is not set (real CIFAR-10 needed)")
+ZOO = ROOT / "spaces" / "zoo" / "regnetx_400mf.yaml"
+BOMB = "".join(f"{x}: &{x} [{', '.join([f'*{p}' if p else '1'] * 9)}]\n"
+               for p, x in zip(["", "a", "b", "c", "d", "e", "f", "g"], "abcdefgh"))
+TINY = ["--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
+        "--epochs", "1", "--train-images", "256", "--val-images", "256", "--batch-size", "64",
+        "--width-mult", "0.5"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def fake_run(path: Path, **changes) -> Path:
+    """A run folder with run.yaml, one complete trial and an (empty) study journal."""
+    path.mkdir()
+    settings = {**SearchSettings(objectives=("accuracy", "flops")).to_dict(), **changes}
+    write(path / "run.yaml", yaml.safe_dump({"settings": settings}))
+    pd.DataFrame([{"trial_id": 0, "status": "complete", "accuracy": 50.0, "latency_ms": None,
+                   "flops": 4e8, "params": 5e6, "mac": 1e7,
+                   "config": load_network(ZOO).to_json()}]).to_csv(path / "trials.csv",
+                                                                  index=False)
+    (path / "study.journal").touch()
+    return path
+
+
+def weights(run: Path, edit=lambda state: state) -> Path:
+    """Trial 0's proxy weights, as a search saves them, after ``edit``."""
+    from nas.evaluate.proxy import NUM_CLASSES, ProxySettings, proxy_network
+    from nas.network import build
+
+    net = proxy_network(load_network(ZOO), ProxySettings().width_mult)
+    (run / "weights").mkdir()
+    path = run / "weights" / "trial_0.pt"
+    torch.save(edit(build(net, NUM_CLASSES).state_dict()), path)
+    return path
+
+
+def truncated(run: Path) -> None:
+    path = weights(run)
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def misshapen(run: Path) -> None:
+    weights(run, lambda state: {**state, "head.fc.weight": torch.zeros(3, 3)})
+
+
+def space(alias: bool) -> str:
+    anchor = "&w " if alias else ""
+    return ("generator: anynet\nstages: 4\nparams:\n"
+            f"  depth: {anchor}{{int: [1, 4]}}\n  width: {'*w' if alias else '{int: [8, 64]}'}\n")
+
+
+WIDE = "stages:\n  - {block: resnext, depth: 1, width: 10000000}\n"
+
+# name: (files to create in tmp_path, command line with {tmp} for tmp_path, text in the error)
+CASES = {
+    "alias bomb in stages": ({"c.yaml": BOMB + "stages: *h\n"}, "info {tmp}/c.yaml", "aliases"),
+    "alias in a space's parameter": ({"s.yaml": space(alias=True)},
+                                     "sample --space {tmp}/s.yaml -n 1", "aliases"),
+    "deep nesting": ({"c.yaml": "[" * 100_000 + "]" * 100_000}, "info {tmp}/c.yaml",
+                     "nested too deeply"),
+    "huge integer": ({"c.yaml": "stages: " + "9" * 10_000}, "info {tmp}/c.yaml",
+                     "integer string conversion"),
+    "oversized file": ({"c.yaml": "#" * (2 << 20)}, "info {tmp}/c.yaml", "larger than 1 MB"),
+    "python object tag": ({"c.yaml": "stages: !!python/object/apply:os.system [touch x]\n"},
+                          "info {tmp}/c.yaml", "malformed YAML"),
+    "malformed YAML": ({"c.yaml": "stages: [{block: resnext\n"}, "info {tmp}/c.yaml",
+                       "malformed YAML"),
+    "missing file": ({}, "info {tmp}/none.yaml", "no such file"),
+    "a directory as config": ({"d/x": ""}, "info {tmp}/d", "d: Is a directory"),
+    "network too large for latency": ({"c.yaml": WIDE},
+                                      "latency predict {tmp}/c.yaml --latency-table {tmp}/t.csv",
+                                      "network too large: 1e+14 params"),
+    "network too large to train": ({"c.yaml": WIDE}, "train {tmp}/c.yaml", "network too large"),
+    "infinite budget, search": ({}, "search --budget 1e400 --out {tmp}/r", "finite"),
+    "infinite budget, sample": ({}, "sample --space regnet --budget 1e400", "finite"),
+    "objective twice": ({}, "search --objectives accuracy,accuracy --out {tmp}/r",
+                        "accuracy is given more than once"),
+    "address not a host": ({}, "search --address not-a-host --out {tmp}/r", "HOST:PORT"),
+    "resume with a study flag": ({"r/": {}}, "search --resume {tmp}/r --space anynet",
+                                 "--space: a resumed run keeps the settings of its run.yaml"),
+    "resume with a proxy flag": ({"r/": {}}, "search --resume {tmp}/r --epochs 9",
+                                 "--epochs: a resumed run keeps"),
+    "resume with --out": ({"r/": {}}, "search --resume {tmp}/r --out {tmp}/q", "--out:"),
+    "resume, damaged run.yaml": ({"r/": {}, "r/run.yaml": "settings: {trials: many}\n"},
+                                 "search --resume {tmp}/r",
+                                 "run.yaml: damaged: settings.trials: expected int"),
+    "resume, run.yaml without settings": ({"r/": {}, "r/run.yaml": "[1, 2]\n"},
+                                          "search --resume {tmp}/r", "damaged"),
+    "pareto, damaged run.yaml": ({"r/": {}, "r/run.yaml": "settings: {objectives: 3}\n"},
+                                 "pareto {tmp}/r", "objectives: expected a list"),
+    "export onto a directory": ({"r/": {}, "m.py/x": ""}, "export {tmp}/r -o {tmp}/m.py",
+                                "m.py: is a directory"),
+    "export onto an existing file": ({"r/": {}, "m.yaml": "mine\n"},
+                                     "export {tmp}/r -o {tmp}/m.py",
+                                     "m.yaml: already exists; give --force"),
+    "truncated weights": ({"r/": truncated}, "export {tmp}/r --weights -o {tmp}/m.py",
+                          "trial_0.pt: not a readable weights file"),
+    "misshapen weights": ({"r/": misshapen}, "export {tmp}/r --weights -o {tmp}/m.py",
+                          "tensor head.fc.weight should have shape (10, 192), found (3, 3)"),
+}
+NEEDS_DATA = {  # cases that get past loading the data set
+    "out on a file": ({"f": ""}, "search --out {tmp}/f", "f: File exists"),
+    "out below a file": ({"f": ""}, "search --out {tmp}/f/r", "Not a directory"),
+    "new search into a run": ({"r/": {}}, "search --out {tmp}/r", "holds a run already"),
+    "resume without a journal": ({"r/": {}, "r/study.journal": None}, "search --resume {tmp}/r",
+                                 "nothing to resume"),
+    "nothing listens at --address": ({}, "search --address 127.0.0.1:1 --out {tmp}/r",
+                                     "127.0.0.1:1: no Ray cluster answers there"),
+    "more CPUs per trial than the machine has": ({}, "search --cpus-per-trial 512 --out {tmp}/r",
+                                                 "--cpus-per-trial 512: this machine has"),
+}
+
+
+def make(tmp: Path, files: dict) -> None:
+    for name, content in files.items():
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            fake_run(path)
+            if callable(content):
+                content(path)
+        elif content is None:
+            path.unlink()
+        else:
+            path.write_text(content)
+
+
+def snapshot(tmp: Path) -> dict[str, str]:
+    return {str(p.relative_to(tmp)): hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.is_file() else "dir" for p in tmp.rglob("*")}
+
+
+def check_one_line_error(case: tuple, tmp: Path, capsys) -> None:
+    files, command, message = case
+    make(tmp, files)
+    before = snapshot(tmp)
+    argv = [arg.replace("{tmp}", str(tmp)) for arg in command.split()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert message in err and err.startswith(f"nas {argv[0]}: error: "), err
+    assert snapshot(tmp) == before
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_hostile_input_is_one_line_and_changes_nothing(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check_one_line_error(CASES[name], tmp_path, capsys)
+
+
+@needs_data
+@pytest.mark.parametrize("name", NEEDS_DATA)
+def test_hostile_search_is_one_line_and_changes_nothing(name, tmp_path, capsys):
+    check_one_line_error(NEEDS_DATA[name], tmp_path, capsys)
+
+
+def test_an_alias_bomb_is_refused_before_it_grows(tmp_path):
+    path = write(tmp_path / "c.yaml", BOMB + "stages: [*h, *h]\n")
+
+    def at_most_1gb():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "nas.cli", "info", str(path)], text=True,
+                          capture_output=True, timeout=120, preexec_fn=at_most_1gb)
+    assert done.returncode == 2 and "aliases (*name) are not allowed" in done.stderr
+
+
+def test_a_network_that_fits_is_built():
+    from nas.network import build, check_fits
+
+    check_fits(load_network(ZOO), batch=128)
+    assert build(Network.from_dict(yaml.safe_load(WIDE.replace("10000000", "64"))))
+
+
+@needs_data
+def test_a_stale_lock_is_taken_over_and_a_held_one_names_its_owner(tmp_path):
+    from nas.search.runner import SearchError, own_run_folder
+
+    run = fake_run(tmp_path / "r")
+    write(run / "lock", "999999\n")  # a killed owner's pid: the kernel dropped its lock
+    lock = own_run_folder(run, resume=True)
+    assert (run / "lock").read_text() == f"{os.getpid()}\n"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import fcntl, time
+f = open({str(run / 'lock')!r}, "a+")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    lock.close()
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(SearchError, match=rf"in use by another search \(pid {os.getpid()}\)"):
+            own_run_folder(run, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@needs_data
+def test_a_run_yaml_edited_to_another_study_is_refused(tmp_path):
+    from nas.search.runner import Search, SearchError
+
+    settings = SearchSettings(objectives=("accuracy", "flops"))
+    Search(settings, tmp_path).open_study()
+    edited = SearchSettings(space="anynet", budget="400MF", objectives=("accuracy", "flops"))
+    with pytest.raises(SearchError, match="space is 'anynet', but the study in study.journal "
+                                          "was made with 'regnet'"):
+        Search(edited, tmp_path).open_study()
+    Search(settings, tmp_path).open_study()  # the matching one goes on
+
+
+def search(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "search.py", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, start_new_session=True, **popen)
+
+
+def wait_for(condition, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def session_processes(sid: int) -> list[int]:
+    """The processes left in a session (a search and everything it started)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getsid(int(proc.name)) == sid:
+                pids.append(int(proc.name))
+        except OSError:
+            pass
+    return pids
+
+
+@needs_data
+@pytest.mark.slow
+def test_a_second_search_on_a_run_folder_is_refused_and_the_first_loses_nothing(tmp_path):
+    run = tmp_path / "r"
+    first = search(*TINY, "--trials", "6", "--out", str(run))
+    wait_for(lambda: (run / "run.yaml").exists())
+    second = search(*TINY, "--trials", "2", "--seed", "1", "--out", str(run))
+    resumed = search("--resume", str(run))
+    (_, err), (_, resume_err) = second.communicate(timeout=300), resumed.communicate(timeout=300)
+    assert first.poll() is None, "the first search ended before the others were refused"
+    assert second.returncode == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(
+        f"holds a run already; continue it with --resume {run}, or give another --out")
+    assert resumed.returncode == 2 and "Traceback" not in resume_err
+    assert f"in use by another search (pid {first.pid})" in resume_err
+    _, err = first.communicate(timeout=900)
+    assert first.returncode == 0, err[-2000:]
+    trials = pd.read_csv(run / "trials.csv")
+    assert (trials["status"] == "complete").sum() == 6
+    assert set(trials["status"]) <= {"complete", "infeasible"}
+    assert yaml.safe_load((run / "run.yaml").read_text())["settings"]["seed"] == 0
+
+
+@needs_data
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_resume_keeps_every_setting(tmp_path):
+    run = tmp_path / "r"
+    process = search(*TINY, "--trials", "3", "--time-budget", "1h", "--out", str(run))
+
+    wait_for(lambda: run.joinpath("study.journal").exists() and len(session_processes(
+        process.pid)) > 3)
+    time.sleep(5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "nas search: interrupted"
+    wait_for(lambda: not session_processes(process.pid), timeout=30)  # no child is left
+    trials = pd.read_csv(run / "trials.csv")
+    assert "interrupted" in set(trials["status"]) and "running" not in set(trials["status"])
+
+    env = {k: v for k, v in os.environ.items() if k != "NAS_DATA"}  # run.yaml has the data
+    resumed = search("--resume", str(run), env=env)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-2000:]
+    settings = yaml.safe_load((run / "run.yaml").read_text())["settings"]
+    assert settings["trials"] == 3 and settings["time_budget"] == "1h"
+    assert settings["data"] == str(Path(DATA).resolve())
+    after = pd.read_csv(run / "trials.csv")
+    assert (after["status"] == "complete").sum() == 3
