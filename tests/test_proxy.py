@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_data import random_images, write_batches
+from test_data import write_batches
 
 from nas.cli import main
 from nas.config import Network, load_network
@@ -21,12 +21,6 @@ TINY = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
     {"block": "resnext", "depth": 2, "width": 32, "group_w": 8}]})
 QUICK = ProxySettings(epochs=1, train_images=100, val_images=50, batch_size=25, threads=1,
                       bn_batches=2)
-
-
-@pytest.fixture(scope="module")
-def noise() -> data.Cifar10:
-    train, test = random_images(300, 0), random_images(20, 1)
-    return data.Cifar10(*train, *test)
 
 
 def test_proxy_network_is_the_body_on_a_cifar_stem():

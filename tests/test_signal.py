@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import kendalltau
-from test_data import random_images
+from test_proxy import QUICK, TINY
 from torch import nn
 
 from nas.config import Network
 from nas.evaluate import data, zero_cost
-from nas.evaluate.proxy import ProxySettings
 from nas.evaluate.signal import (
     DEFAULT_SIGNAL,
     LOG_COUNTS,
@@ -26,18 +25,6 @@ from nas.evaluate.signal import (
     score_batch,
 )
 from nas.network import build
-
-TINY = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
-    {"block": "resnext", "depth": 1, "width": 16, "group_w": 8},
-    {"block": "resnext", "depth": 2, "width": 32, "group_w": 8}]})
-QUICK = ProxySettings(epochs=1, train_images=100, val_images=50, batch_size=25, threads=1,
-                      bn_batches=2)
-
-
-@pytest.fixture(scope="module")
-def noise() -> data.Cifar10:
-    train, test = random_images(300, 0), random_images(20, 1)
-    return data.Cifar10(*train, *test)
 
 
 def positive_chain() -> nn.Module:
