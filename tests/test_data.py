@@ -93,6 +93,17 @@ def test_cache_is_reused_memory_mapped(tmp_path, cache, monkeypatch):
     assert len(list(cache.iterdir())) == 1
 
 
+@pytest.mark.parametrize("damage", [lambda b: b[:len(b) // 2], lambda b: b"", lambda b: b"\0" * 64])
+def test_a_damaged_cache_entry_is_decoded_again(tmp_path, cache, damage):
+    write_batches(tmp_path / "cifar")
+    expected = np.array(data.load(tmp_path / "cifar").train_images)  # a copy, not the map
+    [entry] = cache.iterdir()
+    damaged = entry / "train_images.npy"
+    damaged.write_bytes(damage(damaged.read_bytes()))
+    np.testing.assert_array_equal(data.load(tmp_path / "cifar").train_images, expected)
+    assert len(list(cache.iterdir())) == 1
+
+
 def test_cache_is_invalidated_when_the_source_changes(tmp_path, cache):
     write_folder(tmp_path / "cifar")
     before = data.load(tmp_path / "cifar")

@@ -70,11 +70,23 @@ def load(root: str | Path | None = None, download: bool = False) -> Cifar10:
     source, kind = found
     files = _source_files(source, kind)
     entry = cache_dir() / f"cifar10-{_key(source, files)}"
-    names = [f.name for f in fields(Cifar10)]
-    if not (entry / f"{names[-1]}.npy").exists():
-        decode = _decode_batches if kind == "batches" else _decode_folder
-        _write_cache(entry, decode(source, files))
-    return Cifar10(*(np.load(entry / f"{name}.npy", mmap_mode="r") for name in names))
+    if entry.exists():
+        try:
+            return _read_cache(entry)
+        except (OSError, ValueError, EOFError):  # damaged (truncated, emptied): decode again
+            shutil.rmtree(entry, ignore_errors=True)
+    decode = _decode_batches if kind == "batches" else _decode_folder
+    _write_cache(entry, decode(source, files))
+    return _read_cache(entry)
+
+
+def _read_cache(entry: Path) -> Cifar10:
+    """The cached arrays, memory-mapped; OSError, ValueError or EOFError if any is missing or
+    damaged."""
+    arrays = [np.load(entry / f"{f.name}.npy", mmap_mode="r") for f in fields(Cifar10)]
+    if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
+        raise ValueError(f"{entry}: images and labels differ in number")
+    return Cifar10(*arrays)
 
 
 def cache_dir() -> Path:
