@@ -15,30 +15,48 @@ ALIASES = {"accuracy": "accuracy", "latency": "latency_ms", "flops": "flops",
 
 def pareto_mask(table: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     """Rows of ``table`` that no other row dominates on ``objectives`` (column names)."""
-    costs = _costs(table, objectives)
-    n = len(costs)
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
+    return nondominated(costs(table, objectives))
+
+
+def nondominated(points: np.ndarray) -> np.ndarray:
+    """Rows of ``points`` (costs, minimized) that no other row dominates."""
+    keep = np.ones(len(points), dtype=bool)
+    for i in range(len(points)):
         if keep[i]:
-            dominated = np.all(costs[i] <= costs, axis=1) & np.any(costs[i] < costs, axis=1)
-            keep &= ~dominated
+            keep &= ~(np.all(points[i] <= points, axis=1) & np.any(points[i] < points, axis=1))
     return keep
 
 
-def hypervolume_2d(table: pd.DataFrame, objectives: list[str], reference: list[float]) -> float:
-    """Area dominated by the rows (two objectives) and bounded by the ``reference`` point."""
-    costs = _costs(table, objectives)
+def hypervolume(table: pd.DataFrame, objectives: list[str], reference: list[float]) -> float:
+    """Volume dominated by the rows and bounded by the ``reference`` point (in the objectives'
+    own units and directions)."""
     ref = np.array([-r if OBJECTIVES[o] else r for o, r in zip(objectives, reference)])
-    costs = costs[np.all(costs < ref, axis=1)]
-    area, best_y = 0.0, ref[1]
-    for x, y in costs[np.argsort(costs[:, 0])]:
-        if y < best_y:
-            area += (ref[0] - x) * (best_y - y)
-            best_y = y
-    return float(area)
+    return dominated_volume(costs(table, objectives), ref)
 
 
-def _costs(table: pd.DataFrame, objectives: list[str]) -> np.ndarray:
+def dominated_volume(points: np.ndarray, ref: np.ndarray) -> float:
+    """Volume that ``points`` (rows of costs, minimized) dominate within the box below ``ref``:
+    exact, by slicing along the last objective (fast for the few objectives and the fronts of
+    tens of points a search has)."""
+    points = points[np.all(points < ref, axis=1)]
+    if len(points) == 0:
+        return 0.0
+    if points.shape[1] == 1:
+        return float(ref[0] - points[:, 0].min())
+    if points.shape[1] == 2:  # a staircase: each x to the next, below the best y so far
+        points = points[np.argsort(points[:, 0])]
+        widths = np.append(points[1:, 0], ref[0]) - points[:, 0]
+        return float(np.sum(widths * (ref[1] - np.minimum.accumulate(points[:, 1]))))
+    points = points[np.argsort(points[:, -1])]
+    volume = 0.0
+    for i in range(len(points)):
+        top = points[i + 1, -1] if i + 1 < len(points) else ref[-1]
+        if top > points[i, -1]:
+            volume += (top - points[i, -1]) * dominated_volume(points[:i + 1, :-1], ref[:-1])
+    return volume
+
+
+def costs(table: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     """Objectives as costs to minimize (maximized ones negated)."""
     return np.column_stack([-table[o].to_numpy(float) if OBJECTIVES[o] else table[o].to_numpy(float)
                             for o in objectives]) if len(table) else np.empty((0, len(objectives)))
