@@ -319,7 +319,7 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
             signals[name]["tuning"] = {"n": len(fit), "kendall_tau": round(kendall(
                 [-r["top1_error"] for r in fit], [r[name] for r in fit]), 3)}
     noise = [(r["proxy"], r["proxy_seed1"]) for r in rows if "proxy_seed1" in r and "proxy" in r]
-    return {"default": signal.name(signal.DEFAULT.features) if hasattr(signal, "DEFAULT") else None,
+    return {"default": signal.name(signal.SIGNALS[signal.DEFAULT_SIGNAL].features),
             "held_out": "cifar10: every other network in FLOPs order, starting with the second; "
                         "imagenet_regnet: all (nothing is fitted on it)",
             "tuning_networks": sorted(tune),

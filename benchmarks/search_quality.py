@@ -1,16 +1,17 @@
 """Search quality at equal wall-clock: the front each method finds in the same seconds.
 
 Methods, each given ``--seconds`` of wall-clock on this machine, for ``--seeds`` seeds:
-- ``default``: ``search.py`` as a user runs it (TPE, the default accuracy signal), with
-  ``--time-budget``;
-- ``random``: the same with ``--sampler random``;
+- ``default``: ``search.py`` as a user runs it (TPE, screened, the default accuracy signal),
+  with ``--time-budget``;
+- ``tpe``: the same without the screen (``--screen 0``), TPE proposing every candidate;
+- ``random``: ``--sampler random --screen 0``;
 - ``params_topk``: no search: draw 2,000 feasible networks from the space, sort them by params
   (most first) and score them in that order with the same signal, two at a time, until the
   seconds run out.
 Objectives are the default's, (accuracy signal, predicted latency), from one latency table
-filled beforehand for the space (``--table-networks``), so that no method measures latency
-while it runs. Hypervolumes use one reference point for all runs: the lowest signal and the
-highest latency any run found.
+filled beforehand for the space (``--table-networks``); each run starts from its own copy of
+it, so that no run inherits the entries another measured. Hypervolumes use one reference
+point for all runs: the lowest signal and the highest latency any run found.
 
     NAS_DATA=... python benchmarks/search_quality.py [--seconds 150] [--seeds 5]
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +39,7 @@ from nas.cost.latency import Profile, Table, Timing, predict
 from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings
 from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features, measure
-from nas.search.pareto import hypervolume_2d
+from nas.search.pareto import hypervolume
 from nas.spaces import constraints_for, load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +48,15 @@ OBJECTIVES = ["accuracy", "latency_ms"]
 POOL = 2000
 
 
-def searched(args, table: Path, sampler: str, seed: int) -> pd.DataFrame:
+SEARCHES = {"default": [], "tpe": ["--screen", "0"],
+            "random": ["--sampler", "random", "--screen", "0"]}
+
+
+def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as out:
         run = Path(out) / "run"
         subprocess.run([sys.executable, "search.py", "--space", args.space, "--budget",
-                        args.budget, "--sampler", sampler, "--seed", str(seed),
+                        args.budget, *SEARCHES[method], "--seed", str(seed),
                         "--trials", "100000", "--time-budget", f"{args.seconds}s",
                         "--latency-table", str(table), "--out", str(run)],
                        cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
@@ -103,26 +110,29 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table-networks", type=int, default=200,
                    help="networks whose blocks fill the latency table first (default 200)")
-    p.add_argument("--methods", default="default,random,params_topk")
+    p.add_argument("--methods", default="default,tpe,random,params_topk")
     args = p.parse_args()
+    load_before = os.getloadavg()
     profile = Profile()
-    table_path = ROOT / "results" / "latency" / f"search-quality-{profile.name}.csv"
+    base = ROOT / "results" / "latency" / f"search-quality-{profile.name()}.csv"
     subprocess.run([sys.executable, "-m", "nas.cli", "latency", "build", "--space", args.space,
                     "--budget", args.budget, "-n", str(args.table_networks),
-                    "--latency-table", str(table_path)], cwd=ROOT, check=True,
+                    "--latency-table", str(base)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
-    table = Table(table_path, profile)
     runs = []
     for seed in range(args.seeds):
         for method in args.methods.split(","):
-            found = (params_topk(args, table, seed) if method == "params_topk" else
-                     searched(args, table_path, "tpe" if method == "default" else method, seed))
+            with tempfile.TemporaryDirectory() as tmp:  # every run starts from the same table
+                table = Path(tmp) / "latency.csv"
+                shutil.copy(base, table)
+                found = (params_topk(args, Table(table, profile), seed)
+                         if method == "params_topk" else searched(args, table, method, seed))
             runs.append((method, seed, found))
             print(f"{method} seed {seed}: {len(found)} candidates scored", flush=True)
     everything = pd.concat([f for _, _, f in runs])
     reference = [float(everything["accuracy"].min()), float(everything["latency_ms"].max())]
     rows = [{"method": m, "seed": s, "scored": len(f),
-             "hypervolume": hypervolume_2d(f, OBJECTIVES, reference) if len(f) else 0.0,
+             "hypervolume": hypervolume(f, OBJECTIVES, reference) if len(f) else 0.0,
              "best_accuracy": float(f["accuracy"].max()) if len(f) else None}
             for m, s, f in runs]
     table_out = pd.DataFrame(rows)
@@ -130,6 +140,7 @@ def main() -> None:
     medians = {m: statistics.median(g["hypervolume"]) for m, g in table_out.groupby("method")}
     summary = {"seeds": args.seeds, "wall_clock_seconds": args.seconds, "space": args.space,
                "budget": args.budget, "signal": DEFAULT_SIGNAL, "objectives": OBJECTIVES,
+               "load_average_before_after": [load_before[0], os.getloadavg()[0]],
                "reference_point": reference, "median_hypervolume": medians,
                "median_scored": {m: statistics.median(g["scored"])
                                  for m, g in table_out.groupby("method")},

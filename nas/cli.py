@@ -4,16 +4,17 @@ Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> i
 heavy imports inside ``run`` so that ``nas --help`` stays fast. Errors the user can fix
 (:class:`nas.errors.NasError`) and failures of the file system (``OSError``: permissions, a
 directory where a file is expected, a full disk) are printed as one line with exit code 2, never
-a traceback.
+a traceback. SIGTERM stops a command as Ctrl-C does: one line, exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from nas.errors import NasError
+from nas.errors import NasError, interrupt_on_signal
 
 COMMANDS = ("info", "sample", "train", "latency", "search", "pareto", "analyze", "export")
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, module in modules.items():
         module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
         return modules[args.command].run(args) or 0
     except NasError as e:

@@ -23,3 +23,8 @@ def excerpt(value: Any, limit: int = 80) -> str:
     characters, never built whole (a value from hostile input may be huge)."""
     text = EXCERPT.repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def interrupt_on_signal(signum, frame) -> None:
+    """A signal handler that stops the program as Ctrl-C does (SIGTERM's, in ``nas``)."""
+    raise KeyboardInterrupt

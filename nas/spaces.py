@@ -74,6 +74,12 @@ class Int:
                                                  self.high // self.step, log=True)
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
+    def asked(self, name: str, value: int) -> dict[str, int]:
+        """The Optuna parameter that makes :meth:`suggest` return ``value``."""
+        if self.log and self.step > 1:
+            return {f"{name}/{self.step}": value // self.step}
+        return {name: value}
+
     @property
     def count(self) -> int:
         return (self.high - self.low) // self.step + 1
@@ -109,6 +115,11 @@ class Float:
             return round(k * self.step, 10)
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
 
+    def asked(self, name: str, value: float) -> dict[str, float]:
+        if self.step and self.log:
+            return {f"{name}/{self.step}": round(value / self.step)}
+        return {name: value}
+
     def _multiples(self) -> tuple[int, int]:
         return round(self.low / self.step), round(self.high / self.step)
 
@@ -129,6 +140,9 @@ class Pow2:
 
     def suggest(self, trial, name: str) -> float:
         return self._value(trial.suggest_int(f"log2({name})", *self._exponents()))
+
+    def asked(self, name: str, value: float) -> dict[str, int]:
+        return {f"log2({name})": round(math.log2(value))}
 
     def _exponents(self) -> tuple[int, int]:
         return round(math.log2(self.low)), round(math.log2(self.high))
@@ -151,6 +165,9 @@ class Choice:
 
     def suggest(self, trial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.values))
+
+    def asked(self, name: str, value: Any) -> dict[str, Any]:
+        return {name: value}
 
     def to_dict(self) -> dict[str, Any]:
         return {"choice": list(self.values)}
@@ -293,6 +310,11 @@ class Space:
             if p.active(values):
                 values[p.name] = p.dist.suggest(trial, p.name)
         return values
+
+    def asked(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The Optuna parameters that make :meth:`suggest` return ``values`` (to enqueue them)."""
+        return {k: v for p in self.params if p.name in values
+                for k, v in p.dist.asked(p.name, values[p.name]).items()}
 
     def network(self, values: Mapping[str, Any]) -> Network:
         """The network of these values and the fixed settings."""

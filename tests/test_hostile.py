@@ -27,9 +27,10 @@ needs_data = pytest.mark.skipif(not DATA, reason="NAS_DATA is not set (real CIFA
 ZOO = ROOT / "spaces" / "zoo" / "regnetx_400mf.yaml"
 BOMB = "".join(f"{x}: &{x} [{', '.join([f'*{p}' if p else '1'] * 9)}]\n"
                for p, x in zip(["", "a", "b", "c", "d", "e", "f", "g"], "abcdefgh"))
-TINY = ["--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
-        "--epochs", "1", "--train-images", "256", "--val-images", "256", "--batch-size", "64",
-        "--width-mult", "0.5"]
+# A search whose trainings take seconds each, so that it is still running when a test acts on it.
+TRAINING = ["--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
+            "--signal", "proxy", "--epochs", "2", "--train-images", "2048", "--val-images", "256",
+            "--batch-size", "64", "--width-mult", "0.5"]
 
 
 def write(path: Path, text: str) -> Path:
@@ -268,9 +269,9 @@ def session_processes(sid: int) -> list[int]:
 @pytest.mark.slow
 def test_a_second_search_on_a_run_folder_is_refused_and_the_first_loses_nothing(tmp_path):
     run = tmp_path / "r"
-    first = search(*TINY, "--trials", "6", "--out", str(run))
+    first = search(*TRAINING, "--trials", "6", "--out", str(run))
     wait_for(lambda: (run / "run.yaml").exists())
-    second = search(*TINY, "--trials", "2", "--seed", "1", "--out", str(run))
+    second = search(*TRAINING, "--trials", "2", "--seed", "1", "--out", str(run))
     resumed = search("--resume", str(run))
     (_, err), (_, resume_err) = second.communicate(timeout=300), resumed.communicate(timeout=300)
     assert first.poll() is None, "the first search ended before the others were refused"
@@ -291,7 +292,7 @@ def test_a_second_search_on_a_run_folder_is_refused_and_the_first_loses_nothing(
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_and_resume_keeps_every_setting(tmp_path):
     run = tmp_path / "r"
-    process = search(*TINY, "--trials", "3", "--time-budget", "1h", "--out", str(run))
+    process = search(*TRAINING, "--trials", "3", "--time-budget", "1h", "--out", str(run))
 
     wait_for(lambda: run.joinpath("study.journal").exists() and len(session_processes(
         process.pid)) > 3)

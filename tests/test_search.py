@@ -187,7 +187,8 @@ def test_bad_input_is_one_line_before_ray_starts(args, message, capsys, tmp_path
 
 
 def test_missing_data_is_one_line(capsys, tmp_path):
-    assert main(["search", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["search", "--signal", "proxy", "--data", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "r")]) == 2
     assert "CIFAR-10" in capsys.readouterr().err
 
 
@@ -208,6 +209,7 @@ def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
                 "images_per_second": 100.0, "flops": 1, "reason": ""}]
     for result in results:
         s.finish(Running(s.propose(), None, time.time()), result)
+    s.write_tables()  # finish rewrites them at most every TABLES_EVERY seconds
     trials = pd.read_csv(tmp_path / "trials.csv")
     trained = trials[trials["status"] != "infeasible"]
     assert trained["status"].tolist() == ["failed", "complete"]
@@ -239,3 +241,28 @@ def test_time_budget_stops_the_run_cleanly_and_resume_trains_what_it_cut_off(tmp
     now_trained = after[after["status"].isin(["complete", "failed"])]
     assert len(now_trained) == more
     assert set(stopped["config"]) <= set(now_trained["config"])
+
+
+@needs_data
+@pytest.mark.slow
+def test_sigterm_after_a_search_on_ray_still_reaches_the_callers_handler(tmp_path):
+    """ray.shutdown() resets SIGTERM's action to the default (death) behind Python's back; the
+    search sets the caller's handler again, so a SIGTERM just after a run is still handled."""
+    script = f"""
+import os, signal, time
+from pathlib import Path
+from nas.search.runner import run
+from nas.search.settings import SearchSettings
+from nas.evaluate.proxy import ProxySettings
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append(1))
+run(SearchSettings(objectives=("accuracy", "flops"), signal="proxy", trials=1, proxy=
+    ProxySettings(epochs=1, train_images=256, val_images=256, batch_size=64)),
+    Path({str(tmp_path / "run")!r}))
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(0.5)
+print("handled" if got else "lost")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "handled", done.stderr[-2000:]

@@ -186,6 +186,15 @@ def test_optuna_sees_the_distributions_of_the_space():
         optuna.distributions.CategoricalDistribution([1.0, 0.5, 0.25])
 
 
+@pytest.mark.parametrize("name", available())
+def test_drawn_values_asked_of_optuna_come_back_as_drawn(name):
+    """A screened candidate reaches the study as the Optuna parameters of its values."""
+    space = load_space(name)
+    for sample in space.sample(20, seed=1, constraints=constraints_for(space, "400MF")):
+        assert space.suggest(optuna.trial.FixedTrial(space.asked(sample.values))) == \
+            sample.values
+
+
 def test_nas_sample_writes_the_table(tmp_path, capsys):
     out = tmp_path / "samples.csv"
     assert main(["sample", "--space", "regnet", "--budget", "400MF", "-n", "20", "-o",

@@ -10,7 +10,7 @@ HELP = "compare runs' design spaces: error EDFs and bootstrap intervals of the b
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
-                   help="run folders, best made with --sampler random")
+                   help="run folders, best made with --sampler random --screen 0")
     p.add_argument("--plot", type=Path, help="write the error EDFs to this PNG")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
 
@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
                      f"{np.median(errors):.2f}", f"{np.mean(errors < np.median(errors)):.2f}"))
     print(table(("run", "space", "sampler", "n", "best error", "95% interval", "median error",
                  "share < median"), rows))
-    if any(run.settings["sampler"] != "random" for run in runs):
+    if any(run.settings["sampler"] != "random" or run.settings.get("screen") for run in runs):
         print("note: EDFs describe a design space only for runs sampled at random "
-              "(--sampler random)")
+              "(--sampler random --screen 0)")
     if args.plot:
         plot_edfs(runs, args.plot)
         print(f"plot: {args.plot}")

@@ -90,6 +90,11 @@ class Ranking:
     def zero_cost(self) -> tuple[str, ...]:
         return tuple(f for f in self.features if f in SCORES)
 
+    @property
+    def needs_measurement(self) -> bool:
+        """Whether a candidate must be built (zero-cost scores) or trained to be scored."""
+        return self.needs_training or bool(self.zero_cost)
+
 
 #: The signals a search can maximise, as ``benchmarks/proxy_ground_truth.py`` fitted them (its
 #: ``fitted`` entries, rounded). ``calibrated``, the default, had the best leave-one-out tau on

@@ -24,19 +24,22 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from nas.errors import ConfigError, NasError, excerpt
+from nas.errors import ConfigError, NasError, excerpt, interrupt_on_signal
 from nas.evaluate.data import load
 from nas.evaluate.signal import SIGNALS, features
 from nas.evaluate.zero_cost import SCORES
 from nas.network import complexity
 from nas.search.pareto import OBJECTIVES
 from nas.search.results import status, write_run_yaml, write_tables
+from nas.search.screen import Screen
 from nas.search.settings import SearchSettings
 from nas.spaces import Constraints, constraints_for, load_space
 
 FAIL_FAST = 3  # trainings that all fail before a run gives up
 MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
 CONNECT_TIMEOUT = 30.0  # seconds for the cluster at --address to answer
+TABLES_EVERY = 2.0  # seconds between rewrites of the run's tables while trials end
+NOTHING_MEASURED = {"status": "ok", "reason": ""}  # the measurement of an analytic signal
 
 
 class SearchError(NasError):
@@ -55,6 +58,7 @@ class Search:
     settings: SearchSettings
     run_dir: Path
     study: optuna.Study = field(init=False)
+    tables_written: float = 0.0  # when the run's tables were last rewritten
 
     def __post_init__(self):
         s = self.settings.check()
@@ -64,7 +68,8 @@ class Search:
             constraints_for(self.space, s.budget, s.band, s.resolution, s.num_classes),
             self.limits)
         next(self.space.search(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
-        load(s.data)  # a missing or corrupt data set fails here, before Ray starts
+        if SIGNALS[s.signal].needs_measurement:
+            load(s.data)  # a missing or corrupt data set fails here, before Ray starts
         self.table = _latency_table(s) if s.uses_latency() else None
 
     # --- the study ------------------------------------------------------------------------
@@ -81,6 +86,8 @@ class Search:
             study_name="search", storage=storage, load_if_exists=True,
             directions=["maximize" if OBJECTIVES[c] else "minimize" for c in s.columns],
             sampler=_sampler(s.sampler, s.seed + done, s.trials))
+        self.screen = Screen(self.space.search(s.seed + done, self.constraints), s.screen,
+                             s.columns) if s.screen else None
         _keep_study_settings(self.study, s, self.run_dir)
         for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
             self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
@@ -98,9 +105,11 @@ class Search:
     # --- one candidate --------------------------------------------------------------------
 
     def propose(self) -> optuna.trial.Trial:
-        """Ask for candidates until one is within every limit; record the rejected ones."""
+        """Ask for candidates until one is within every limit; record the rejected ones. With
+        a screen, a candidate is the screen's choice where it has one (``nas.search.screen``)."""
         start = time.time()
         for _ in range(MAX_REJECTED):
+            self._screen()
             trial = self.study.ask()
             record = self.cost(trial)
             for key, value in record.items():
@@ -120,6 +129,17 @@ class Search:
                                     for c in self.settings.columns])
         raise SearchError(f"{MAX_REJECTED} candidates in a row were over the limits "
                           f"({self.constraints}); loosen them")
+
+    def _screen(self) -> None:
+        """Queue the screen's choice as the next trial, unless trials wait to be re-run."""
+        if self.screen is None or self.study.get_trials(deepcopy=False,
+                                                         states=(TrialState.WAITING,)):
+            return
+        scored = [t.user_attrs for t in self.study.get_trials(deepcopy=False)
+                  if status(t) == "complete"]
+        values = self.screen.choose(scored)
+        if values is not None:
+            self.study.enqueue_trial(self.space.asked(values), user_attrs={"screened": True})
 
     def cost(self, trial: optuna.trial.Trial) -> dict[str, Any]:
         """The candidate's config and analytic costs; status 'infeasible' if over a limit."""
@@ -149,7 +169,7 @@ class Search:
         for trial in trials:
             if trial is not None:
                 self.study.tell(trial, state=TrialState.FAIL)
-        write_tables(self.run_dir, self.study, self.settings)
+        self.write_tables()
 
     def stop(self, run: Running) -> None:
         """Record a candidate cut off by the time budget; a resumed run trains it again."""
@@ -159,7 +179,8 @@ class Search:
 
     def finish(self, run: Running, result: dict[str, Any] | None, error: str = "",
                weights: dict | None = None) -> None:
-        """Tell the study how a trained candidate did, save its weights, rewrite the tables."""
+        """Tell the study how a scored candidate did, save its weights, and rewrite the tables
+        if they are TABLES_EVERY seconds old (the journal has every trial at once)."""
         trial, wall = run.trial, time.time() - run.submitted
         attrs = {"wall_seconds": wall, "submitted_at": run.submitted}
         if result is not None:
@@ -180,11 +201,18 @@ class Search:
             measured = {**trial.user_attrs, **result, "proxy": result.get("top1", math.nan)}
             trial.set_user_attr("accuracy", ranking.score(features(measured, ranking.features)))
             self.study.tell(trial, [trial.user_attrs[c] for c in self.settings.columns])
+        if time.time() - self.tables_written > TABLES_EVERY:
+            self.write_tables()
+
+    def write_tables(self) -> None:
         write_tables(self.run_dir, self.study, self.settings)
+        self.tables_written = time.time()
 
 
 def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
-    """Search until ``settings.trials`` candidates are trained or time runs out."""
+    """Search until ``settings.trials`` candidates are scored or time runs out. Candidates that
+    the signal measures (zero-cost scores, proxy training) are scored by Ray actors; with a
+    signal of analytic counts alone they are scored here, without starting Ray."""
     import ray
 
     from nas.search.workers import Evaluator
@@ -192,27 +220,37 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = Search(settings, run_dir)
     s = settings
+    on_ray = SIGNALS[s.signal].needs_measurement
     reach_cluster(s)
     owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
     deadline = time.time() + (s.time_budget_seconds() or math.inf)
-    start_ray(s)
+    on_sigterm = signal.getsignal(signal.SIGTERM)
+    if on_ray:
+        start_ray(s)
+    signal.signal(signal.SIGTERM, interrupt_on_signal)  # SIGTERM stops the run as Ctrl-C does
     progress = None
     running: dict[Any, Running] = {}
     ready_trial = None  # proposed ahead, while the slots train, so no slot waits for it
     try:
         search.open_study()
         progress = Progress(search, s.trials)
-        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // s.cpus_per_trial))
 
         def new_actor():
             return Evaluator.options(num_cpus=s.cpus_per_trial).remote(
                 s.data, s.proxy.to_dict(), s.cpus_per_trial, s.signal)
 
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // s.cpus_per_trial)) \
+            if on_ray else 0
         idle = [new_actor() for _ in range(slots)]
         while True:
             wanted = search.trained() < s.trials and time.time() < deadline
             if ready_trial is None and wanted:
                 ready_trial = search.propose()
+            if ready_trial is not None and not on_ray:  # nothing to measure: scored at once
+                search.finish(Running(ready_trial, None, time.time()), NOTHING_MEASURED)
+                ready_trial = None
+                progress.update(0)
+                continue
             if ready_trial is not None and idle:
                 actor = idle.pop()
                 seed = s.seed * 1_000_003 + ready_trial.number
@@ -251,7 +289,10 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         if progress is not None:
             progress.close()
         ray.shutdown()
-    write_tables(run_dir, search.study, s)
+        # ray.shutdown() leaves SIGTERM at the default action (death, exit code -15) while
+        # Python still shows its handler: set the caller's handler again.
+        signal.signal(signal.SIGTERM, on_sigterm)
+    search.write_tables()
     return run_dir
 
 
@@ -314,7 +355,7 @@ def reach_cluster(s: SearchSettings) -> None:
 
 def start_ray(s: SearchSettings) -> None:
     """Start Ray on this machine or join the cluster at ``s.address``; refuse a
-    ``cpus_per_trial`` that no node offers; and make SIGTERM stop the run as Ctrl-C does."""
+    ``cpus_per_trial`` that no node offers."""
     import ray
 
     ray.init(address=s.address, num_cpus=None if s.address else os.cpu_count(),
@@ -324,11 +365,6 @@ def start_ray(s: SearchSettings) -> None:
         ray.shutdown()
         raise SearchError(f"--cpus-per-trial {s.cpus_per_trial}: no node of the cluster has "
                           f"more than {largest:g} CPUs")
-    signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _fail_fast(search: Search) -> None:
@@ -347,8 +383,12 @@ class Progress:
         self.search = search
         self.bar = tqdm(total=total, unit="trial", dynamic_ncols=True,
                         initial=_count(search.study, "complete", "failed"))
+        self.updated = 0.0
 
     def update(self, running: int) -> None:
+        if time.time() - self.updated < 0.5:
+            return
+        self.updated = time.time()
         trials = self.search.study.get_trials(deepcopy=False)
         done = _count(self.search.study, "complete", "failed")
         rejected = _count(self.search.study, "infeasible")
@@ -364,6 +404,8 @@ class Progress:
                                  + ", ".join(f"{k} {v:.4g}" for k, v in best.items()))
 
     def close(self) -> None:
+        self.updated = 0.0
+        self.update(0)
         self.bar.close()
 
 

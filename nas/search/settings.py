@@ -34,6 +34,7 @@ class SearchSettings:
     params_budget: str | None = None
     latency_budget: str | None = None
     sampler: str = "tpe"
+    screen: int = 64
     trials: int = 24
     time_budget: str | None = None
     seed: int = 0
@@ -64,6 +65,8 @@ class SearchSettings:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)}, "
                               f"got {excerpt(self.sampler)}")
+        if self.screen < 0:
+            raise ConfigError(f"screen: must be 0 (off) or more, got {self.screen}")
         for name in ("trials", "resolution", "num_classes", "cpus_per_trial"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')}: must be positive, "
@@ -113,6 +116,7 @@ class SearchSettings:
         data["objectives"] = tuple(objectives)
         data["proxy"] = ProxySettings(**_typed("proxy", ProxySettings, data.get("proxy", {})))
         data.setdefault("signal", "proxy")  # runs made before the calibrated signal
+        data.setdefault("screen", 0)  # runs made before screening
         return cls(**data).check()
 
     @classmethod
