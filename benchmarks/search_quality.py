@@ -15,7 +15,8 @@ point for all runs: the lowest signal and the highest latency any run found.
 
     NAS_DATA=... python benchmarks/search_quality.py [--seconds 150] [--seeds 5]
 
-Writes benchmarks/results/search_quality.{csv,json}.
+Writes benchmarks/results/search_quality.{csv,json}; ``--update --methods default`` measures
+one method again against the stored others (same reference point).
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def main() -> None:
     p.add_argument("--table-networks", type=int, default=200,
                    help="networks whose blocks fill the latency table first (default 200)")
     p.add_argument("--methods", default="default,tpe,random,params_topk")
+    p.add_argument("--update", action="store_true",
+                   help="measure only --methods again, keeping the other methods' results and "
+                        "the reference point of the stored run")
     args = p.parse_args()
     load_before = os.getloadavg()
     profile = Profile()
@@ -129,13 +133,19 @@ def main() -> None:
                          if method == "params_topk" else searched(args, table, method, seed))
             runs.append((method, seed, found))
             print(f"{method} seed {seed}: {len(found)} candidates scored", flush=True)
-    everything = pd.concat([f for _, _, f in runs])
-    reference = [float(everything["accuracy"].min()), float(everything["latency_ms"].max())]
+    kept = pd.DataFrame()
+    if args.update:  # the other methods' rows stay; the new runs use their reference point
+        kept = pd.read_csv(RESULTS / "search_quality.csv")
+        kept = kept[~kept["method"].isin(args.methods.split(","))]
+        reference = json.loads((RESULTS / "search_quality.json").read_text())["reference_point"]
+    else:
+        everything = pd.concat([f for _, _, f in runs])
+        reference = [float(everything["accuracy"].min()), float(everything["latency_ms"].max())]
     rows = [{"method": m, "seed": s, "scored": len(f),
              "hypervolume": hypervolume(f, OBJECTIVES, reference) if len(f) else 0.0,
              "best_accuracy": float(f["accuracy"].max()) if len(f) else None}
             for m, s, f in runs]
-    table_out = pd.DataFrame(rows)
+    table_out = pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
     print(table_out.to_string(index=False))
     medians = {m: statistics.median(g["hypervolume"]) for m, g in table_out.groupby("method")}
     summary = {"seeds": args.seeds, "wall_clock_seconds": args.seconds, "space": args.space,

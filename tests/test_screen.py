@@ -36,14 +36,15 @@ def record(totals: dict) -> dict:
     return {**totals, "accuracy": signal.score(features(totals, signal.features))}
 
 
-def test_the_screen_waits_for_startup_then_proposes_a_network_that_improves_the_front():
+def test_the_screen_draws_at_random_until_startup_then_improves_the_front():
     space = load_space("regnet")
     cx = constraints_for(space, "400MF")
     screen = Screen(space.search(0, cx), 32, ["accuracy", "flops"])
+    newest = space.sample(32 // 4, 0, cx)[-1]  # the pool's first draws, as the screen draws
+    assert screen.choose([]) == newest.values  # nothing scored, nothing predicted
     scored = [record(s.complexity.totals()) for s in space.sample(STARTUP, 5, cx)]
-    assert screen.choose(scored[:-1]) is None
     values = screen.choose(scored)
-    assert values is not None and len(screen.drawn) == 32 // 4 - 1  # the chosen left the pool
+    assert values is not None and len(screen.drawn) == 2 * (32 // 4) - 2  # chosen ones left
     chosen = record(complexity(space.network(values)).totals())
     known = np.array([[-r["accuracy"], r["flops"]] for r in scored])
     assert improvements(known, np.array([[-chosen["accuracy"], chosen["flops"]]]))[0] > 0
@@ -62,6 +63,6 @@ def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path):
     screened = trials["screened"].fillna(False).astype(bool)
     complete = trials[trials["status"] == "complete"]
     assert len(complete) == 30 and (complete["flops"] <= 400e6).all()
-    assert screened[trials["status"] == "complete"].sum() >= 30 - STARTUP - 5
+    assert screened[trials["status"] == "complete"].sum() >= 25  # a few improved nothing
     assert set(trials[screened]["status"]) == {"complete"}
     assert set(pd.read_csv(run / "pareto.csv")["trial_id"]) <= set(complete["trial_id"])

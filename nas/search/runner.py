@@ -165,11 +165,10 @@ class Search:
 
     def interrupt(self, trials: list) -> None:
         """Record the trials a Ctrl-C or SIGTERM cut off as interrupted (a resumed run trains
-        them again), and rewrite the tables."""
+        them again)."""
         for trial in trials:
             if trial is not None:
                 self.study.tell(trial, state=TrialState.FAIL)
-        self.write_tables()
 
     def stop(self, run: Running) -> None:
         """Record a candidate cut off by the time budget; a resumed run trains it again."""
@@ -286,13 +285,13 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
             search.interrupt([job.trial for job in running.values()] + [ready_trial])
         raise
     finally:
-        if progress is not None:
-            progress.close()
         ray.shutdown()
         # ray.shutdown() leaves SIGTERM at the default action (death, exit code -15) while
         # Python still shows its handler: set the caller's handler again.
         signal.signal(signal.SIGTERM, on_sigterm)
-    search.write_tables()
+        if progress is not None:  # the study is open: however the run ends, table every trial
+            progress.close()
+            search.write_tables()
     return run_dir
 
 

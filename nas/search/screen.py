@@ -7,8 +7,9 @@ anew for each choice) and predicts each one's objectives without measuring anyth
 ``latency_ms`` by a least-squares fit of log latency on the log analytic counts of the
 candidates scored so far, and FLOPs, params and MAC exactly. It proposes the network that
 would add the most hypervolume to the front of the scored candidates, the objectives scaled
-to the range of front and pool; it proposes nothing (the sampler's own proposal is taken)
-before ``STARTUP`` candidates are scored, or when no drawn network would improve the front.
+to the range of front and pool. Until ``STARTUP`` candidates are scored it proposes its newest
+draw (a random feasible network), and when no pooled network would improve the front it
+proposes nothing, and the sampler's own proposal is taken.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ class Screen:
         self.drawn: list[Sample] = []  # the pool: the newest draws not chosen yet
 
     def choose(self, scored: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-        """The space's values of the drawn network that most improves the front of ``scored``
+        """The space's values of the pooled network that most improves the front of ``scored``
         (records with the objective columns and the analytic counts), or None."""
-        if len(scored) < STARTUP:
-            return None
         fresh = [next(self.pool) for _ in range(max(1, self.size // REDRAWN))]
         self.drawn = [*self.drawn, *fresh][-self.size:]
+        if len(scored) < STARTUP:  # too few to predict from: the newest draw, at random
+            return self.drawn.pop().values
         predict = [self.predictor(c, scored) for c in self.columns]
         predicted = np.array([[p(s.complexity.totals()) for p in predict] for s in self.drawn])
         known = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
