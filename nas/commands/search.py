@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{d.signal}; the README's 'Accuracy signal' says what each is worth)")
     p.add_argument("--sampler", choices=SAMPLERS, help=f"Optuna sampler (default {d.sampler})")
     p.add_argument("--screen", type=int, metavar="N",
-                   help="propose each candidate as the best of N networks drawn from the space, "
-                        f"by predicted objectives; 0: the sampler alone (default {d.screen})")
+                   help="propose each candidate as the best of a pool of N networks drawn from "
+                        "the space, by predicted objectives; 0: the sampler alone (default "
+                        f"{d.screen})")
     p.add_argument("--trials", type=int,
                    help="candidates to score (default: 500 with a signal that trains nothing, a "
                         "few minutes on 2 cores; 24 with one that proxy-trains, about 15 minutes)")

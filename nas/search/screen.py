@@ -24,7 +24,7 @@ from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features
 from nas.search.pareto import OBJECTIVES, dominated_volume, nondominated
 from nas.spaces import Sample
 
-STARTUP = 8  # scored candidates before the screen proposes (and the latency fit has data)
+STARTUP = 8  # scored candidates before the screen predicts (until then it draws at random)
 COUNTS = ("flops", "params", "acts", "mac")  # what the latency fit predicts from
 REDRAWN = 4  # a pool of N takes N / REDRAWN fresh draws per choice, dropping the oldest
 
