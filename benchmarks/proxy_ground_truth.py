@@ -49,9 +49,9 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from nas.config import Network, load_network
+from nas.config import Network
 from nas.evaluate import data, proxy, signal, zero_cost
-from nas.generators import from_spec
+from nas.generators import from_spec, load_network
 from nas.network import build, complexity
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ import time
 import torch
 from torch import nn
 
-from nas.config import load_network
 from nas.evaluate.proxy import ProxySettings, proxy_network, train
+from nas.generators import load_network
 from nas.network import build
 
 CONFIG = "spaces/zoo/regnetx_400mf.yaml"

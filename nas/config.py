@@ -5,16 +5,17 @@ It round-trips through dicts, YAML and JSON; ``validate`` names the field at fau
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import yaml
 
 from nas.blocks import FAMILIES, ConfigError, Stage
+from nas.blocks.base import option, plain
 from nas.blocks.layers import ACTIVATIONS
+from nas.checks import check_keys, coerce, field_names, type_hints
 from nas.errors import excerpt
 
 STEMS = ("simple", "resnet", "deep", "cifar", "shufflenet")
@@ -24,11 +25,13 @@ STEMS = ("simple", "resnet", "deep", "cifar", "shufflenet")
 class Stem:
     """simple: 3x3/2 conv (pycls); resnet: 7x7/2 conv + 3x3/2 max-pool; deep: ResNet-C's three
     3x3 convs (width/2, width/2, width; the first strided) + max-pool; cifar: 3x3/1 conv;
-    shufflenet: 3x3/2 conv + 3x3/2 max-pool."""
+    shufflenet: 3x3/2 conv + 3x3/2 max-pool. ``norm: false`` leaves out the batch norm and
+    activation after each conv (the first conv of the CIFAR DenseNets and PreResNets)."""
 
     kind: str = "simple"
     width: int = 32
     act: str = "relu"
+    norm: bool = option(True)
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,8 @@ class Network:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stem": dataclasses.asdict(self.stem),
-                "stages": [s.to_dict() for s in self.stages],
-                "head": dataclasses.asdict(self.head)}
+        return {"stem": plain(self.stem), "stages": [s.to_dict() for s in self.stages],
+                "head": plain(self.head)}
 
     @classmethod
     def from_dict(cls, data: Any) -> Network:
@@ -163,11 +165,7 @@ def _stage_from_dict(i: int, data: Any) -> Stage:
         raise ConfigError(f"{where}.block: unknown family {excerpt(name)}; "
                           f"choose from {', '.join(FAMILIES)}")
     cls = FAMILIES[name]
-    return _typed(where, cls, data, required={"depth", "width", "growth"} & _names(cls))
-
-
-def _names(cls: type) -> set[str]:
-    return {f.name for f in fields(cls)}
+    return _typed(where, cls, data, required={"depth", cls.size})
 
 
 def _typed(where: str, cls: type, data: Any, required: set[str] = frozenset()):
@@ -175,34 +173,14 @@ def _typed(where: str, cls: type, data: Any, required: set[str] = frozenset()):
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {excerpt(data)}")
     data = dict(data)
-    hints = get_type_hints(cls)
-    check_keys(where, data, _names(cls))
+    hints = type_hints(cls)
+    check_keys(where, data, field_names(cls))
     for f in fields(cls):
         if f.name in required and f.name not in data:
             raise ConfigError(f"{where}.{f.name}: missing")
         if f.name in data:
-            data[f.name] = _coerce(f"{where}.{f.name}", hints[f.name], data[f.name])
+            data[f.name] = coerce(f"{where}.{f.name}", hints[f.name], data[f.name])
     return cls(**data)
-
-
-def _coerce(where: str, hint: Any, value: Any) -> Any:
-    ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          bool: lambda v: isinstance(v, bool),
-          str: lambda v: isinstance(v, str)}
-    if hint in ok:
-        if not ok[hint](value):
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {excerpt(value)}")
-        return float(value) if hint is float else value
-    return value
-
-
-def check_keys(where: str, data: dict, known: set[str]) -> None:
-    """Raise ConfigError naming the first key of ``data`` that is not ``known``."""
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])}; expected one of "
-                          f"{', '.join(sorted(known))}")
 
 
 def _check_part(where: str, part: Any, **choices: tuple[str, ...]) -> None:
@@ -216,19 +194,3 @@ def _check_part(where: str, part: Any, **choices: tuple[str, ...]) -> None:
 def _check_positive(where: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{where}: must be a positive integer, got {value}")
-
-
-def load_network(path: str | Path) -> Network:
-    """A network from a config YAML file or a generator spec (``generator: regnet``, ...);
-    errors name the file."""
-    try:
-        data = load_yaml(path)
-        if isinstance(data, dict) and "generator" in data:
-            from nas.generators import from_spec  # nas.generators imports this module
-
-            return from_spec(data)
-        return Network.from_dict(data)
-    except ConfigError as e:
-        message = str(e)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") \
-            from None

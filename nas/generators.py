@@ -2,29 +2,27 @@
 
 ``regnet`` is the quantized linear rule of Radosavovic et al. (2020), computed exactly as pycls
 does; ``anynet`` takes every stage's settings freely. Both work for every block family: a
-generated stage size is the stage's ``width`` (DenseNet's ``growth``), and the family's own
-parameters pass through unchanged. ResNeXt stages get pycls's compatibility step, which makes
-the bottleneck width a multiple of the group width (:func:`compatible`).
+generated stage width becomes the family's size field, through the family's ``generated``
+(which for ResNeXt is pycls's compatibility step), and the family's own parameters pass
+through unchanged.
 
-The generators take values of the right types (a space's draws are); :func:`from_spec`, the
-entry point for user files, checks types first.
+The generators take values of the right types (a space's draws are); :func:`from_spec` and
+:func:`load_network`, the entry points for user files, check types first.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from itertools import groupby
-from typing import Any, get_type_hints
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nas.blocks import FAMILIES, Stage
-from nas.blocks.base import require
-from nas.config import Head, Network, Stem, _coerce
+from nas.blocks import DEFAULT_FAMILY, FAMILIES, Stage
+from nas.checks import check_keys, check_types, field_names, require
+from nas.config import Head, Network, Stem, load_yaml
 from nas.errors import ConfigError, excerpt
 
 QUANTUM = 8  # RegNet widths are multiples of 8
@@ -64,37 +62,21 @@ def regnet_stages(d: int, w0: int, wa: float, wm: float) -> list[tuple[int, int]
     return stage_runs(regnet_widths(d, w0, wa, wm)[0])
 
 
-def compatible(width: int, bot_mul: float, group_w: int) -> tuple[int, int]:
-    """pycls's compatibility step; returns (width, group width).
-
-    The group width becomes at most the bottleneck width w * b, which is rounded (half to even)
-    to a multiple of it (and of b when b is an integer > 1); the width follows from it.
-    """
-    if width < 1 or group_w < 1 or bot_mul <= 0 or (bot_mul > 1 and bot_mul % 1):
-        raise ConfigError(f"width {width}, bot_mul {bot_mul}, group_w {group_w}: need a positive "
-                          "width and group width, and bot_mul below 1 or a positive integer")
-    w_b = int(max(1, width * bot_mul))
-    group_w = min(group_w, w_b)
-    multiple = math.lcm(group_w, int(bot_mul)) if bot_mul > 1 else group_w
-    w_b = max(multiple, round(w_b / multiple) * multiple)
-    return int(w_b / bot_mul), group_w
-
-
 def regnet(d: int, w0: int, wa: float, wm: float, *, stem: Mapping | None = None,
            head: Mapping | None = None, **settings) -> Network:
     """A RegNet: the rule's stages of one block family (settings as for :func:`rule_stages`)."""
     return anynet(rule_stages(regnet_stages(d, w0, wa, wm), **settings), stem=stem, head=head)
 
 
-def rule_stages(stages: Sequence[tuple[int, int]], *, block: str = "resnext", se: float = 0.0,
-                **block_params) -> list[dict[str, Any]]:
+def rule_stages(stages: Sequence[tuple[int, int]], *, block: str = DEFAULT_FAMILY,
+                se: float = 0.0, **block_params) -> list[dict[str, Any]]:
     """Stage settings for (depth, width) pairs of one block family, each starting with stride 2.
 
-    ``block_params`` are the family's own stage fields; ResNeXt needs ``group_w`` and takes
-    ``bot_mul`` (default 1).
+    ``block_params`` are the family's own stage fields, with those it declares in
+    ``generator_needs`` (ResNeXt's ``group_w``).
     """
-    if block == "resnext":
-        require("group_w" in block_params, "group_w", "missing: ResNeXt stages need a group width")
+    for name in getattr(FAMILIES.get(block), "generator_needs", ()):
+        require(name in block_params, name, f"missing: {block} stages need it from a generator")
     return [{"block": block, "depth": depth, "width": width, "se": se, **block_params}
             for depth, width in stages]
 
@@ -103,8 +85,8 @@ def anynet(stages: Sequence[Mapping[str, Any]], *, stem: Mapping | None = None,
            head: Mapping | None = None) -> Network:
     """A network of freely set stages: each a mapping of ``block`` and its stage fields.
 
-    ``stride`` defaults to 2; a DenseNet stage's ``width`` is its growth rate; ResNeXt stages
-    get the compatibility step.
+    ``stride`` defaults to 2; ``width`` sets the family's size field (see
+    ``nas.blocks.base``).
     """
     return assemble(stages, stem, head).validate()
 
@@ -117,43 +99,17 @@ def assemble(stages: Sequence[Mapping[str, Any]], stem: Mapping | None = None,
 
 
 def _stage(i: int, settings: dict[str, Any]) -> Stage:
-    block = settings.pop("block", "resnext")
+    block = settings.pop("block", DEFAULT_FAMILY)
     if block not in FAMILIES:
         raise ConfigError(f"stages[{i}].block: unknown family {excerpt(block)}; "
                           f"choose from {', '.join(FAMILIES)}")
     settings.setdefault("stride", 2)
-    if block == "densenet" and "width" in settings:
-        settings["growth"] = settings.pop("width")
-    if block == "resnext":
-        settings["width"], settings["group_w"] = compatible(
-            settings.get("width", 0), settings.get("bot_mul", 1.0), settings.get("group_w", 1))
-    return _part(f"stages[{i}]", FAMILIES[block], settings)
+    return _part(f"stages[{i}]", FAMILIES[block], FAMILIES[block].generated(settings))
 
 
 def _part(where: str, cls: type, settings: Mapping[str, Any]):
-    unknown = sorted(set(settings) - field_names(cls))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])}; expected one of "
-                          f"{', '.join(sorted(field_names(cls)))}")
+    check_keys(where, settings, field_names(cls))
     return cls(**settings)
-
-
-@functools.cache
-def field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
-
-
-def check_types(where: str, cls: type, settings: Mapping[str, Any]) -> None:
-    """Raise ConfigError if a setting named like a field of dataclass ``cls`` has the wrong type."""
-    hints = _hints(cls)
-    for name, value in settings.items():
-        if name in hints:
-            _coerce(f"{where}.{name}", hints[name], value)
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
 
 
 GENERATORS = {"regnet": regnet, "anynet": anynet}
@@ -177,7 +133,7 @@ def from_spec(spec: Mapping[str, Any]) -> Network:
     if not isinstance(stages, list) or not all(isinstance(s, Mapping) for s in stages):
         raise ConfigError("stages: expected a list of stage mappings")
     for i, stage in enumerate(stages):
-        block = stage.get("block", "resnext")
+        block = stage.get("block", DEFAULT_FAMILY)
         check_types(f"stages[{i}]" if name == "anynet" else name, FAMILIES.get(block, Stage),
                     stage)
     return GENERATORS[name](**spec)
@@ -189,3 +145,17 @@ def _is_int(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def load_network(path: str | Path) -> Network:
+    """A network from a config YAML file or a generator spec (``generator: regnet``, ...);
+    errors name the file."""
+    try:
+        data = load_yaml(path)
+        if isinstance(data, dict) and "generator" in data:
+            return from_spec(data)
+        return Network.from_dict(data)
+    except ConfigError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") \
+            from None

@@ -23,30 +23,37 @@ POOLED_STEMS = ("resnet", "deep", "shufflenet")
 
 
 class StemModule(nn.Sequential):
-    def __init__(self, kind: str, w_out: int, act: str = "relu"):
+    def __init__(self, kind: str, w_out: int, act: str = "relu", *, norm: bool = True):
         super().__init__()
         if kind == "deep":
-            self.conv1 = ConvBN(3, w_out // 2, 3, 2, act=act)
-            self.conv2 = ConvBN(w_out // 2, w_out // 2, 3, 1, act=act)
-            self.conv3 = ConvBN(w_out // 2, w_out, 3, 1, act=act)
+            self.conv1 = stem_conv(3, w_out // 2, 3, 2, act, norm)
+            self.conv2 = stem_conv(w_out // 2, w_out // 2, 3, 1, act, norm)
+            self.conv3 = stem_conv(w_out // 2, w_out, 3, 1, act, norm)
         else:
             k, stride = STEM_CONV[kind]
-            self.conv = ConvBN(3, w_out, k, stride, act=act)
+            self.conv = stem_conv(3, w_out, k, stride, act, norm)
         if kind in POOLED_STEMS:
             self.pool = nn.MaxPool2d(3, 2, 1)
 
     @staticmethod
-    def complexity(cx: Cx, kind: str, w_out: int, act: str = "relu") -> Cx:
-        if kind == "deep":
-            ConvBN.complexity(cx, 3, w_out // 2, 3, 2)
-            ConvBN.complexity(cx, w_out // 2, w_out // 2, 3, 1)
-            ConvBN.complexity(cx, w_out // 2, w_out, 3, 1)
-        else:
-            k, stride = STEM_CONV[kind]
-            ConvBN.complexity(cx, 3, w_out, k, stride)
+    def complexity(cx: Cx, kind: str, w_out: int, act: str = "relu", *, norm: bool = True) -> Cx:
+        convs = ([(3, w_out // 2, 3, 2), (w_out // 2, w_out // 2, 3, 1), (w_out // 2, w_out, 3, 1)]
+                 if kind == "deep" else [(3, w_out, *STEM_CONV[kind])])
+        for w_in, w, k, stride in convs:
+            if norm:
+                ConvBN.complexity(cx, w_in, w, k, stride)
+            else:
+                cx.conv(w_in, w, k, stride)
         if kind in POOLED_STEMS:
             cx.pool(w_out, 3, 2)
         return cx
+
+
+def stem_conv(w_in: int, w_out: int, k: int, stride: int, act: str, norm: bool) -> nn.Module:
+    """A stem convolution, with batch norm and ``act`` after it unless ``norm`` is false."""
+    if norm:
+        return ConvBN(w_in, w_out, k, stride, act=act)
+    return nn.Conv2d(w_in, w_out, k, stride, k // 2, bias=False)
 
 
 class HeadModule(nn.Module):
@@ -85,8 +92,9 @@ def layout(config: Network, num_classes: int = 1000) -> list[tuple[str, Unit]]:
 
     The one expansion of a config that building, counting and latency tables all walk.
     """
-    units = [("stem", Unit(StemModule, dict(kind=config.stem.kind, w_out=config.stem.width,
-                                              act=config.stem.act)))]
+    stem = config.stem
+    units = [("stem", Unit(StemModule, dict(kind=stem.kind, w_out=stem.width, act=stem.act,
+                                              norm=stem.norm)))]
     w_in = config.stem.width
     for i, stage in enumerate(config.stages, 1):
         units += [(f"s{i}.b{j}", unit) for j, unit in enumerate(stage.units(w_in), 1)]

@@ -20,15 +20,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nas.blocks import FAMILIES, Stage, Unit
+from nas.blocks import DEFAULT_FAMILY, FAMILIES, Stage, Unit
 from nas.budget import band, flops_text, parse_count
-from nas.config import Head, Network, Stem, check_keys, load_yaml
+from nas.checks import check_keys, check_types, field_names
+from nas.config import Head, Network, Stem, load_yaml
 from nas.cost.complexity import Complexity, Cx
 from nas.errors import ConfigError, NasError, excerpt
 from nas.generators import (
     assemble,
-    check_types,
-    field_names,
     regnet_stages,
     regnet_widths,
     rule_stages,
@@ -456,7 +455,7 @@ def _unit_cost(cls: type, kwargs: tuple, h: int, w: int) -> tuple[int, ...]:
 
 def _for_family(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings with ``family.field`` keys kept (unprefixed) only for the chosen block family."""
-    block = settings.get("block", "resnext")
+    block = settings.get("block", DEFAULT_FAMILY)
     return {k.removeprefix(f"{block}."): v for k, v in settings.items()
             if "." not in k or k.startswith(f"{block}.")}
 
@@ -464,7 +463,7 @@ def _for_family(settings: dict[str, Any]) -> dict[str, Any]:
 # --- loading ---------------------------------------------------------------------------------
 
 KINDS = {"int": Int, "float": Float, "pow2": Pow2, "choice": Choice}
-GENERATED = {"depth", "width", "growth", "stride"}  # stage fields a generator sets itself
+GENERATED = {"depth", "width", "stride"}  # stage fields a generator sets (and the size field)
 
 
 def available() -> list[str]:
@@ -507,7 +506,7 @@ def parse_space(name: str, data: Any) -> Space:
                           "regnet takes none")
     params, fixed = (_expect_mapping(k, data.get(k) or {}) for k in ("params", "fixed"))
     dists = {k: _distribution(f"params.{k}", v) for k, v in params.items()}
-    families = _families(dists.get("block"), fixed.get("block", "resnext"))
+    families = _families(dists.get("block"), fixed.get("block", DEFAULT_FAMILY))
     for where, keys in (("params", params), ("fixed", fixed)):
         for key in keys:
             _check_name(f"{where}.{key}", key, generator, families, where == "fixed")
@@ -533,7 +532,7 @@ def _families(block: Choice | None, fixed_block: Any) -> tuple[str, ...]:
 
 def _check_name(where: str, key: str, generator: str, families: tuple[str, ...],
                 fixed: bool) -> None:
-    own = {f: field_names(FAMILIES[f]) - GENERATED for f in families}
+    own = {f: field_names(FAMILIES[f]) - GENERATED - {FAMILIES[f].size} for f in families}
     allowed = (GENERATOR_SETTINGS[generator] | set.intersection(*map(set, own.values()))
                | {f"{f}.{name}" for f, names in own.items() for name in names}
                | ({"stem", "head"} if fixed else set()))

@@ -12,14 +12,19 @@ from randomnets import random_network
 from torch import nn
 
 from nas.blocks import FAMILIES
+from nas.blocks.basic import BasicBlock
 from nas.blocks.densenet import DenseLayer
+from nas.blocks.igcv3 import IGCV3Block
 from nas.blocks.layers import channel_shuffle
 from nas.blocks.mobilenetv2 import InvertedResidual
+from nas.blocks.residual import PadShortcut
+from nas.blocks.resnext import ResNeXtBlock
 from nas.blocks.shufflenetv2 import ShuffleUnit
 from nas.cost.measure import measure
 from nas.network import build, complexity
 
-CONFIGS_PER_FAMILY = 200
+CONFIGS_PER_FAMILY = 200  # the first QUICK of each family run by default, the rest marked slow
+QUICK = 40
 RESOLUTIONS = (32, 224)
 FORWARD_224_EVERY = 20  # forward and backward at 224 on every 20th config, at 32 on all
 NUM_CLASSES = 10
@@ -39,7 +44,8 @@ def _network(family: str, seed: int):
     return random_network(rng, family, [rng.randint(1, 3) for _ in range(rng.randint(1, 3))])
 
 
-@pytest.mark.parametrize("seed", range(CONFIGS_PER_FAMILY))
+@pytest.mark.parametrize("seed", [s if s < QUICK else pytest.param(s, marks=pytest.mark.slow)
+                                  for s in range(CONFIGS_PER_FAMILY)])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_analytic_costs_equal_the_built_module(family, seed):
     net = _network(family, seed)
@@ -83,14 +89,77 @@ def _silenced(module: nn.Module, bn: nn.BatchNorm2d) -> nn.Module:
     return module.eval()
 
 
-@pytest.mark.parametrize("groups", [1, 2])
-def test_inverted_residual_adds_its_input_only_at_stride_1_and_equal_widths(groups):
+@pytest.mark.parametrize("make", [
+    lambda w_out, stride: InvertedResidual(8, w_out, stride, 6.0, 3, 0.25),
+    lambda w_out, stride: IGCV3Block(8, w_out, stride, 6.0, 0.25, 2, 2)])
+def test_inverted_residual_adds_its_input_only_at_stride_1_and_equal_widths(make):
     x = torch.randn(2, 8, 9, 9)
-    block = InvertedResidual(8, 8, 1, 6.0, 3, 0.25, groups, groups)
+    block = make(8, 1)
     assert torch.equal(_silenced(block, block.project.bn)(x), x)
     for w_out, stride in ((8, 2), (16, 1)):
-        block = InvertedResidual(8, w_out, stride, 6.0, 3, 0.25, groups, groups)
+        block = make(w_out, stride)
         assert not _silenced(block, block.project.bn)(x).any()
+
+
+def test_expansion_1_drops_mobilenetv2s_expansion_conv_and_keeps_igcv3s():
+    assert InvertedResidual(32, 16, 1, 1.0).expand is None
+    igcv3 = IGCV3Block(32, 16, 1, 1.0, groups1=2, groups2=2)
+    assert igcv3.expand.conv.weight.shape == (32, 16, 1, 1)  # 2 groups: 512 weights
+
+
+RESIDUAL_BLOCKS = {
+    "resnext": lambda *args, **kw: ResNeXtBlock(*args, 0.5, 2, **kw),
+    "preact-resnext": lambda *args, **kw: ResNeXtBlock(*args, 0.5, 2, preact=True, **kw),
+    "basic": BasicBlock,
+    "preact-basic": lambda *args, **kw: BasicBlock(*args, preact=True, **kw)}
+
+
+@pytest.mark.parametrize("kind", RESIDUAL_BLOCKS)
+def test_zero_init_last_makes_a_residual_block_its_shortcut(kind):
+    x = torch.rand(2, 8, 9, 9)  # non-negative: the ReLU after a post-activation sum keeps it
+    block = RESIDUAL_BLOCKS[kind](8, 8, 1, se=0.25)
+    block.zero_init_last()
+    assert torch.equal(block.eval()(x), x)
+    block = RESIDUAL_BLOCKS[kind](8, 16, 2, shortcut="pad", se=0.25, se_at="out")
+    block.zero_init_last()
+    y = block.eval()(x)
+    shortcut_input = block.preact(x) if kind.startswith("preact") else x
+    assert torch.equal(y, PadShortcut(8, 16, 2)(shortcut_input))
+
+
+def test_pad_shortcut_subsamples_and_appends_zero_channels():
+    x = torch.randn(2, 4, 9, 9)
+    y = PadShortcut(4, 6, 2)(x)
+    assert y.shape == (2, 6, 5, 5)
+    assert torch.equal(y[:, :4], x[:, :, ::2, ::2]) and not y[:, 4:].any()
+
+
+@pytest.mark.parametrize("kind", ["preact-resnext", "preact-basic"])
+def test_preact_block_sums_without_relu_and_projects_the_preactivated_input(kind):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 9, 9)
+    block = RESIDUAL_BLOCKS[kind](8, 16, 2).eval()
+    y = block(x)
+    assert (y < 0).any()  # nothing rectifies the sum
+    block.zero_init_last()
+    assert torch.allclose(block(x), block.shortcut(block.preact(x)))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in block.shortcut.modules())
+
+
+@pytest.mark.parametrize("se_at, channels", [("mid", 4), ("out", 8)])
+def test_se_gates_the_bottleneck_or_the_branch_output(se_at, channels):
+    block = ResNeXtBlock(16, 8, 1, 0.5, 2, se=0.25, se_at=se_at)
+    squeeze = 4 if se_at == "mid" else 2  # of the input width 16, or of the output width 8
+    assert block.se.reduce.weight.shape == (squeeze, channels, 1, 1)
+
+
+def test_stride_at_first_moves_the_stride_to_the_first_1x1_conv():
+    first = ResNeXtBlock(8, 16, 2, 0.25, 4, stride_at="first")
+    middle = ResNeXtBlock(8, 16, 2, 0.25, 4)
+    assert (first.a.conv.stride, first.b.conv.stride) == ((2, 2), (1, 1))
+    assert (middle.a.conv.stride, middle.b.conv.stride) == ((1, 1), (2, 2))
+    x = torch.randn(1, 8, 9, 9)
+    assert first(x).shape == middle(x).shape == (1, 16, 5, 5)
 
 
 def test_shuffle_unit_passes_half_its_input_interleaved_with_the_main_branch():
@@ -100,10 +169,13 @@ def test_shuffle_unit_passes_half_its_input_interleaved_with_the_main_branch():
     assert torch.equal(y[:, 0::2], x[:, :4]) and not y[:, 1::2].any()
 
 
-def test_dense_layer_keeps_its_input_and_adds_growth_channels():
+@pytest.mark.parametrize("bottleneck", [0, 2])
+def test_dense_layer_keeps_its_input_and_adds_growth_channels(bottleneck):
     x = torch.randn(2, 8, 9, 9)
-    y = DenseLayer(8, growth=5, bottleneck=2, se=0.25).eval()(x)
+    layer = DenseLayer(8, growth=5, bottleneck=bottleneck, se=0.25)
+    y = layer.eval()(x)
     assert y.shape == (2, 13, 9, 9) and torch.equal(y[:, :8], x)
+    assert (layer.a is None) == (bottleneck == 0)
 
 
 def test_channel_shuffle_interleaves_the_groups():

@@ -15,10 +15,11 @@ import torch
 import yaml
 from randomnets import random_network
 
-from nas.blocks import FAMILIES
+from nas.blocks import FAMILIES, ConfigError
 from nas.cli import main
-from nas.config import Network, load_network
+from nas.config import Network
 from nas.export import write_export
+from nas.generators import load_network
 from nas.network import build, complexity
 from nas.search.settings import SearchSettings
 
@@ -42,16 +43,40 @@ print(json.dumps(out))
 """.replace("RESOLUTION", str(RESOLUTION))
 
 
+# every option of a family, set on all stages of a random network of it (SE on and off)
+OPTIONS = [
+    ("resnext", dict(preact=True, se_at="out", stride_at="first", shortcut="pad")),
+    ("resnext", dict(se_at="out", stride_at="first", shortcut="avgpool")),
+    ("basic", dict(preact=True, dropout=0.3, shortcut="proj")),
+    ("basic", dict(shortcut="pad", se_at="mid")),
+    ("basic", dict(preact=True, shortcut="avgpool", se_at="out")),
+    ("densenet", dict(bottleneck=0, compression=1.0)),
+    ("igcv3", dict(expansion=1.0)),
+]
+
+
+def _with_options(rng, family: str, options: dict) -> Network:
+    """A random network of ``family`` whose stages all take ``options`` (drawn until valid)."""
+    while True:
+        net = random_network(rng, family, [2, 1, 2])
+        try:
+            return dataclasses.replace(net, stages=tuple(dataclasses.replace(s, **options)
+                                                         for s in net.stages)).validate()
+        except ConfigError:
+            continue
+
+
 def test_exported_networks_equal_the_tools_for_every_family(tmp_path):
     rng = random.Random(0)
     cases = {}
-    for family in FAMILIES:
+    draws = [(family, {}) for family in FAMILIES] + OPTIONS
+    for i, (family, options) in enumerate(draws):
         for se in (0.0, 0.25):
-            net = random_network(rng, family, [2, 1, 2])
-            net = dataclasses.replace(net, stages=tuple(dataclasses.replace(s, se=se)
-                                                        for s in net.stages)).validate()
-            path = tmp_path / f"{family}_se{se}.py"
-            write_export(net, path, num_classes=7, title=f"{family} se={se}")
+            net = _with_options(rng, family, {**options, "se": se})
+            if i == 0:
+                net = dataclasses.replace(net, stem=dataclasses.replace(net.stem, norm=False))
+            path = tmp_path / f"{i}_{family}_se{se}.py"
+            write_export(net, path, num_classes=7, title=f"{family} case {i} se={se}")
             model = build(net, 7).eval()
             torch.manual_seed(1)
             for p in model.parameters():  # weights unlike a fresh init, BN stats included

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from nas.blocks.resnext import compatible
 from nas.cli import main
 from nas.errors import ConfigError
-from nas.generators import anynet, compatible, from_spec, regnet, regnet_stages
+from nas.generators import anynet, from_spec, regnet, regnet_stages
 from nas.network import build, complexity
 
 # pycls model zoo: RegNet parameters -> stage depths, widths, FLOPs and params at 224, 1000 classes

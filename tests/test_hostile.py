@@ -18,7 +18,8 @@ import torch
 import yaml
 
 from nas.cli import main
-from nas.config import Network, load_network
+from nas.config import Network
+from nas.generators import load_network
 from nas.search.settings import SearchSettings
 
 ROOT = Path(__file__).parent.parent

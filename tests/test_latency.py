@@ -80,6 +80,12 @@ def test_keys_are_canonical_and_carry_the_run():
     placed = placed_units(Network.from_dict(TINY), RESOLUTION, 10)[1]
     assert placed.signature() == ("ResNeXtBlock(w_in=8,w_out=16,stride=2,bot_mul=1.0,group_w=4,"
                                   "se=0.0,shortcut=proj)@32x32")
+    # an option names itself only when set, so tables measured before it existed stay valid
+    stages = [{**TINY["stages"][0], "se_at": "out", "stride_at": "first"}, *TINY["stages"][1:]]
+    optioned = placed_units(Network.from_dict({**TINY, "stages": stages}), RESOLUTION, 10)[1]
+    assert optioned.signature() == ("ResNeXtBlock(w_in=8,w_out=16,stride=2,bot_mul=1.0,"
+                                    "group_w=4,se=0.0,shortcut=proj,se_at=out,stride_at=first)"
+                                    "@32x32")
     key = placed.key(Profile(batch=4, memory_format="channels_last"))
     assert (key.batch, key.dtype, key.memory_format) == (4, "float32", "channels_last")
 

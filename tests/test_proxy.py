@@ -10,10 +10,11 @@ import torch
 from test_data import write_batches
 
 from nas.cli import main
-from nas.config import Network, load_network
+from nas.config import Network
 from nas.errors import ConfigError
 from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings, evaluate, proxy_network, zero_init_residual
+from nas.generators import load_network
 from nas.network import build
 
 TINY = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
@@ -47,10 +48,12 @@ def test_every_family_scales_to_a_valid_proxy(path):
     for mult in (0.5, 0.3):
         proxy = proxy_network(config, mult)
         for scaled, stage in zip(proxy.stages, config.stages):
-            for name in ("width", "growth"):
-                if hasattr(stage, name):
-                    assert abs(getattr(scaled, name) - mult * getattr(stage, name)) \
-                        <= max(8, 0.5 * mult * getattr(stage, name))
+            size = getattr(stage, stage.size)
+            assert abs(getattr(scaled, stage.size) - mult * size) <= max(8, 0.5 * mult * size)
+    def one_group(stage) -> bool:
+        return hasattr(stage, "group_w") and stage.group_w == round(stage.width * stage.bot_mul)
+
+    assert all(one_group(p) for p, s in zip(proxy.stages, config.stages) if one_group(s))
     model = build(proxy_network(config, 0.5), 10)
     zero_init_residual(model)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -32,7 +32,15 @@ from nas.spaces import (
 )
 
 SHIPPED = ("regnet", "regnety", "anynet", "mobilenetv2", "shufflenetv2", "igcv3", "densenet",
-           "mixed")
+           "mixed", "resnet")
+CIFAR_SCALE = {"resnet"}  # spaces made for 32x32 inputs and 10 classes, budgeted there
+
+
+def _constraints(space):
+    """A 400MF budget at 224x224 and 1000 classes, or 100MF at CIFAR scale."""
+    if space.name in CIFAR_SCALE:
+        return constraints_for(space, "100MF", resolution=32, num_classes=10)
+    return constraints_for(space, "400MF")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -68,15 +76,15 @@ def test_space_round_trips_through_yaml(name):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_space_yields_100_feasible_networks_at_400mf(name):
+def test_shipped_space_yields_100_feasible_networks_at_its_budget(name):
     space = load_space(name)
-    constraints = constraints_for(space, "400MF")
+    constraints = _constraints(space)
     samples = space.sample(100, seed=0, constraints=constraints)
     assert len(samples) == 100
     for s in samples:
         assert s.network == space.network(s.values)  # values alone give the network back
-        totals = complexity(s.network).totals()
-        assert totals == s.complexity.totals() and totals["flops"] <= 400_000_000
+        totals = complexity(s.network, constraints.resolution, constraints.num_classes).totals()
+        assert totals == s.complexity.totals() and constraints.admits("flops", totals["flops"])
         assert constraints.admits("stages", len(s.network.stages))
     assert len({s.network for s in samples}) > 90
 
@@ -84,7 +92,7 @@ def test_shipped_space_yields_100_feasible_networks_at_400mf(name):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_few_feasible_networks_run_forward_with_their_counted_costs(name):
     space = load_space(name)
-    for s in space.sample(2, seed=1, constraints=constraints_for(space, "400MF")):
+    for s in space.sample(2, seed=1, constraints=_constraints(space)):
         model = build(s.network, num_classes=10)
         assert model.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
         cx = complexity(s.network, 32, 10)
@@ -95,7 +103,7 @@ def test_a_few_feasible_networks_run_forward_with_their_counted_costs(name):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_100_feasible_networks_run_forward_at_32_and_some_at_224(name):
     space = load_space(name)
-    samples = space.sample(100, seed=0, constraints=constraints_for(space, "400MF"))
+    samples = space.sample(100, seed=0, constraints=_constraints(space))
     for i, s in enumerate(samples):
         model = build(s.network)
         for resolution in (32, 224) if i < 3 else (32,):
@@ -277,3 +285,12 @@ def test_a_user_space_file_samples(tmp_path):
     space = load_space(str(path))
     assert [s.values["d"] for s in space.sample(3, seed=2)] == \
         [s.values["d"] for s in space.sample(3, seed=2)]
+
+
+def test_resnet_space_mixes_basic_and_bottleneck_pre_and_post_activation_and_se():
+    space = load_space("resnet")
+    samples = space.sample(100, seed=0, constraints=_constraints(space))
+    kinds = {(s.block, s.preact, s.se > 0) for x in samples for s in x.network.stages}
+    assert kinds == {(block, preact, se) for block in ("basic", "resnext")
+                     for preact in (False, True) for se in (False, True)}
+    assert all(s.se_at == "out" for x in samples for s in x.network.stages)

@@ -1,6 +1,7 @@
-"""Block families: one module per family, each with its stage value, module and complexity."""
+"""Block families, one file each (the protocol is in ``nas.blocks.base``), registered here."""
 
 from nas.blocks.base import Stage, Unit
+from nas.blocks.basic import Basic
 from nas.blocks.densenet import DenseNet
 from nas.blocks.igcv3 import IGCV3
 from nas.blocks.mobilenetv2 import MobileNetV2
@@ -9,6 +10,7 @@ from nas.blocks.shufflenetv2 import ShuffleNetV2
 from nas.errors import ConfigError
 
 FAMILIES: dict[str, type[Stage]] = {
-    cls.block: cls for cls in (ResNeXt, MobileNetV2, ShuffleNetV2, IGCV3, DenseNet)}
+    cls.block: cls for cls in (ResNeXt, MobileNetV2, ShuffleNetV2, IGCV3, DenseNet, Basic)}
+DEFAULT_FAMILY = ResNeXt.block  # of a stage or space that names none
 
-__all__ = ["FAMILIES", "ConfigError", "Stage", "Unit"]
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "ConfigError", "Stage", "Unit"]

@@ -1,12 +1,14 @@
 """DenseNet-BC dense block (Huang et al. 2017), torchvision's layout.
 
-Each dense layer is BN + ReLU + 1x1 conv to bottleneck * growth, BN + ReLU + 3x3 conv to
-growth new features, optional SE on the new features (squeeze width round(se * growth), as
+Each dense layer is BN + ReLU + 1x1 conv to bottleneck * growth (no such conv when
+``bottleneck`` is 0: the paper's DenseNet without B), BN + ReLU + 3x3 conv to growth new
+features, optional SE on the new features (squeeze width round(se * growth), as
 the layer's input can be far wider than what it adds), and returns its input concatenated with
 them: the width grows by ``growth`` per layer. A stage of stride 2 starts with a transition:
 BN + ReLU + 1x1 conv to int(w_in * compression), then 2x2 average pooling of stride 2 (ceil
 mode, so odd sizes round up as everywhere else). Stride 1 means no transition, as for the first
-stage of DenseNet-121. The network's final BN + ReLU is the head's ``preact``.
+stage of DenseNet-121. ``compression: 1.0`` keeps the width (the paper's DenseNet without C).
+The network's final BN + ReLU is the head's ``preact``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.blocks.base import Stage, Unit, require
+from nas.blocks.base import Stage, Unit
 from nas.blocks.layers import SE, PreactConv, se_width
+from nas.checks import require
 from nas.cost.complexity import Cx
 
 
@@ -25,12 +28,12 @@ class DenseLayer(nn.Module):
     def __init__(self, w_in: int, growth: int, bottleneck: int = 4, se: float = 0.0):
         super().__init__()
         w_se = se_width(se, growth)
-        self.a = PreactConv(w_in, bottleneck * growth, 1)
-        self.b = PreactConv(bottleneck * growth, growth, 3)
+        self.a = PreactConv(w_in, bottleneck * growth, 1) if bottleneck else None
+        self.b = PreactConv(bottleneck * growth or w_in, growth, 3)
         self.se = SE(growth, w_se) if w_se else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        new = self.b(self.a(x))
+        new = self.b(x if self.a is None else self.a(x))
         if self.se is not None:
             new = self.se(new)
         return torch.cat([x, new], 1)
@@ -38,8 +41,9 @@ class DenseLayer(nn.Module):
     @staticmethod
     def complexity(cx: Cx, w_in: int, growth: int, bottleneck: int = 4, se: float = 0.0) -> Cx:
         w_se = se_width(se, growth)
-        PreactConv.complexity(cx, w_in, bottleneck * growth, 1)
-        PreactConv.complexity(cx, bottleneck * growth, growth, 3)
+        if bottleneck:
+            PreactConv.complexity(cx, w_in, bottleneck * growth, 1)
+        PreactConv.complexity(cx, bottleneck * growth or w_in, growth, 3)
         if w_se:
             cx.se(growth, w_se)
         return cx.elementwise(w_in + growth)  # concatenation: one copy
@@ -61,6 +65,7 @@ class DenseNet(Stage):
     """``depth`` dense layers, after a transition when the stride is 2."""
 
     block = "densenet"
+    size = "growth"
     growth: int = 0
     bottleneck: int = 4
     compression: float = 0.5
@@ -73,9 +78,8 @@ class DenseNet(Stage):
 
     def check(self, w_in: int) -> None:
         super().check(w_in)
-        require(self.growth >= 1, "growth", f"must be a positive integer, got {self.growth}")
-        require(self.bottleneck >= 1, "bottleneck",
-                f"must be a positive integer, got {self.bottleneck}")
+        require(self.bottleneck >= 0, "bottleneck",
+                f"must be 0 (no 1x1 conv) or a positive integer, got {self.bottleneck}")
         require(0 < self.compression <= 1, "compression",
                 f"must be in (0, 1], got {self.compression}")
         require(self.transition_width(w_in) >= 1, "compression",

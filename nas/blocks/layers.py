@@ -29,7 +29,7 @@ class ConvBN(nn.Sequential):
 
 
 class BNAct(nn.Sequential):
-    """Batch norm then ReLU, as pre-activation networks (DenseNet) place them before a conv."""
+    """Batch norm then ReLU, as pre-activation networks place them before a conv."""
 
     def __init__(self, c: int):
         super().__init__()
@@ -42,16 +42,18 @@ class BNAct(nn.Sequential):
 
 
 class PreactConv(nn.Sequential):
-    """Batch norm, ReLU, then a k x k convolution (padding k // 2, no bias): DenseNet's layer."""
+    """Batch norm, ReLU, then a k x k convolution (padding k // 2, no bias): the conv of
+    pre-activation networks (DenseNet, PreResNet)."""
 
-    def __init__(self, w_in: int, w_out: int, k: int = 1):
+    def __init__(self, w_in: int, w_out: int, k: int = 1, stride: int = 1, groups: int = 1):
         super().__init__()
         self.preact = BNAct(w_in)
-        self.conv = nn.Conv2d(w_in, w_out, k, 1, k // 2, bias=False)
+        self.conv = nn.Conv2d(w_in, w_out, k, stride, k // 2, groups=groups, bias=False)
 
     @staticmethod
-    def complexity(cx: Cx, w_in: int, w_out: int, k: int = 1) -> Cx:
-        return BNAct.complexity(cx, w_in).conv(w_in, w_out, k)
+    def complexity(cx: Cx, w_in: int, w_out: int, k: int = 1, stride: int = 1,
+                   groups: int = 1) -> Cx:
+        return BNAct.complexity(cx, w_in).conv(w_in, w_out, k, stride, groups)
 
 
 class SE(nn.Module):

@@ -4,10 +4,6 @@
 k x k depthwise conv carrying the stride + BN + ReLU6, optional SE (after the depthwise conv,
 squeeze width round(se * w_in), of the block's input width, as EfficientNet), then the linear
 1x1 projection + BN. The input is added back when the stride is 1 and the widths are equal.
-
-``groups1`` and ``groups2`` make the expansion and projection group convolutions, with a
-channel shuffle of groups1 after the expansion: IGCV3's block (``nas.blocks.igcv3``). Here
-they are 1.
 """
 
 from __future__ import annotations
@@ -17,47 +13,47 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.blocks.base import Stage, Unit, require
-from nas.blocks.layers import SE, ConvBN, channel_shuffle, se_width
+from nas.blocks.base import Stage, Unit
+from nas.blocks.layers import SE, ConvBN, se_width
+from nas.checks import require
 from nas.cost.complexity import Cx
 
 
 class InvertedResidual(nn.Module):
     def __init__(self, w_in: int, w_out: int, stride: int, expansion: float = 6.0,
-                 kernel: int = 3, se: float = 0.0, groups1: int = 1, groups2: int = 1):
+                 kernel: int = 3, se: float = 0.0):
         super().__init__()
         w_b = round(w_in * expansion)
         w_se = se_width(se, w_in)
-        self.expand = ConvBN(w_in, w_b, 1, groups=groups1, act="relu6") if expansion != 1 else None
-        self.shuffle = groups1 if expansion != 1 and groups1 > 1 else 0
+        self.expand = ConvBN(w_in, w_b, 1, act="relu6") if expansion != 1 else None
         self.depthwise = ConvBN(w_b, w_b, kernel, stride, groups=w_b, act="relu6")
         self.se = SE(w_b, w_se) if w_se else None
-        self.project = ConvBN(w_b, w_out, 1, groups=groups2, act=None)
+        self.project = ConvBN(w_b, w_out, 1, act=None)
         self.residual = stride == 1 and w_in == w_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x if self.expand is None else self.expand(x)
-        if self.shuffle:
-            y = channel_shuffle(y, self.shuffle)
         y = self.depthwise(y)
         if self.se is not None:
             y = self.se(y)
         y = self.project(y)
         return x + y if self.residual else y
 
+    def zero_init_last(self) -> None:
+        if self.residual:
+            nn.init.zeros_(self.project.bn.weight)
+
     @staticmethod
     def complexity(cx: Cx, w_in: int, w_out: int, stride: int, expansion: float = 6.0,
-                   kernel: int = 3, se: float = 0.0, groups1: int = 1, groups2: int = 1) -> Cx:
+                   kernel: int = 3, se: float = 0.0) -> Cx:
         w_b = round(w_in * expansion)
         w_se = se_width(se, w_in)
         if expansion != 1:
-            ConvBN.complexity(cx, w_in, w_b, 1, groups=groups1, act="relu6")
-            if groups1 > 1:
-                cx.elementwise(w_b)  # channel shuffle: one copy
+            ConvBN.complexity(cx, w_in, w_b, 1, act="relu6")
         ConvBN.complexity(cx, w_b, w_b, kernel, stride, groups=w_b, act="relu6")
         if w_se:
             cx.se(w_b, w_se)
-        ConvBN.complexity(cx, w_b, w_out, 1, groups=groups2, act=None)
+        ConvBN.complexity(cx, w_b, w_out, 1, act=None)
         return cx.elementwise(w_out, inputs=2) if stride == 1 and w_in == w_out else cx
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.blocks.base import Stage, Unit, require
+from nas.blocks.base import Stage, Unit
 from nas.blocks.layers import SE, ConvBN, channel_shuffle, se_width
+from nas.checks import require
 from nas.cost.complexity import Cx
 
 

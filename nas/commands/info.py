@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.commands.tables import human, table
-    from nas.config import load_network
+    from nas.generators import load_network
     from nas.network import complexity
 
     net = load_network(args.config)
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     stages = [{"block": s.block, "depth": s.depth, "width": s.width, "stride": s.stride,
                "resolution": s.resolution, "receptive_field": s.receptive_field,
                "flops": s.flops, "params": s.params, "acts": s.acts, "mac": s.mac,
-               **_extra(stage)} for s, stage in zip(cx.stages, net.stages)]
+               **stage.info()} for s, stage in zip(cx.stages, net.stages)]
     if args.json:
         print(json.dumps({**cx.totals(), "receptive_field": cx.receptive_field,
                           "resolution": args.resolution, "num_classes": args.num_classes,
@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.config} at {args.resolution}x{args.resolution}, {args.num_classes} classes")
     print(f"  flops {human(cx.flops)}  params {human(cx.params)}  acts {human(cx.acts)}  "
           f"mac {human(cx.mac)}  receptive field {cx.receptive_field}")
-    print(f"  stem: {net.stem.kind}, width {net.stem.width}")
+    print(f"  stem: {net.stem.kind}, width {net.stem.width}"
+          + ("" if net.stem.norm else ", no batch norm or activation"))
     header = ("stage", "block", "depth", "width", "stride", "out", "rf", "flops", "params",
               "acts", "mac", "settings")
     rows = [(f"s{i}", s["block"], s["depth"], s["width"], s["stride"],
@@ -46,10 +47,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  head: {'BN-ReLU, ' if head.preact else ''}"
           f"{f'1x1 conv to {head.width}, ' if head.width else ''}pool, linear")
     return 0
-
-
-def _extra(stage) -> dict:
-    return {"group_width": stage.group_w} if hasattr(stage, "group_w") else {}
 
 
 def _settings(stage) -> str:

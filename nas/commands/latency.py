@@ -97,8 +97,8 @@ def _build(args: argparse.Namespace, table, timing) -> int:
 
 def _predict(args: argparse.Namespace, table, timing) -> int:
     from nas.commands.tables import table as text_table
-    from nas.config import load_network
     from nas.cost.latency import predict
+    from nas.generators import load_network
 
     net = load_network(args.config)
     prediction = predict(net, table, args.resolution, args.num_classes,

@@ -49,9 +49,9 @@ def proxy_settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.config import load_network
     from nas.evaluate import data
     from nas.evaluate.proxy import NUM_CLASSES, evaluate, proxy_network
+    from nas.generators import load_network
     from nas.network import check_fits
 
     network = load_network(args.config)

@@ -19,6 +19,8 @@ mac
       * residual addition and SE scaling: both inputs + output;
       * concatenation and channel shuffle: input + output (one copy);
       * channel split: free (a view);
+      * strided subsampling with zero channels appended (option-A shortcut): the input read
+        at the output size + the output;
       * pooling (max, average, global): input + output.
 receptive field
     of the deepest path, grown by ``rf += (k - 1) * jump`` and ``jump *= stride`` for every
@@ -88,6 +90,12 @@ class Cx:
     def pool(self, c: int, k: int, stride: int) -> Cx:
         n_in = self._spatial(k, stride)
         self.mac += c * (n_in + self.h * self.w)
+        return self
+
+    def subsample(self, w_in: int, w_out: int, stride: int) -> Cx:
+        """Every ``stride``-th pixel of w_in channels, zero-padded to w_out channels."""
+        self._spatial(1, stride)
+        self.mac += (w_in + w_out) * self.h * self.w
         return self
 
     def global_pool(self, c: int) -> Cx:

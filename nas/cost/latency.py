@@ -206,9 +206,14 @@ class Placed:
     shape: tuple[int, int, int]
 
     def signature(self) -> str:
+        """Every argument of the unit's constructor, defaults applied, but keyword-only options
+        at their default (so tables stay valid as families gain options)."""
+        parameters = inspect.signature(self.unit.cls).parameters
         bound = inspect.signature(self.unit.cls).bind(**self.unit.kwargs)
         bound.apply_defaults()
-        args = ",".join(f"{k}={v}" for k, v in bound.arguments.items())
+        args = ",".join(f"{k}={v}" for k, v in bound.arguments.items()
+                        if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
+                                and v == parameters[k].default))
         return f"{self.unit.cls.__name__}({args})@{self.shape[1]}x{self.shape[2]}"
 
     def key(self, profile: Profile) -> Key:

@@ -4,11 +4,12 @@ The proxy network is the candidate adapted to 32x32 inputs: its stem becomes the
 (one 3x3 stride-1 conv) of the same width and the classifier has 10 classes; the stages are
 kept, so a four-stage ImageNet body maps 32x32 to 2x2. A width multiplier (default 0.5, which
 ranked networks best in ``benchmarks/proxy_fidelity.py``) scales the stem width and every
-stage's ``width`` (and ``growth``) to the nearest value for which the stage still validates
-(ties go up), so each family keeps its divisibility constraints (for example a ResNeXt
-bottleneck stays a multiple of its group width). The head is kept.
+stage's size field (``width``, DenseNet's ``growth``) to the nearest value for which it
+validates (ties go up), so each family keeps its divisibility constraints (a ResNeXt bottleneck
+stays a multiple of its group width, and one of a single group stays one group). The head is
+kept.
 
-The recipe: residual branches start at zero (their last batch norm's scale: deep bodies
+The recipe: residual branches start at zero (each block's ``zero_init_last``: deep bodies
 diverge within a few steps of a short schedule otherwise), SGD with Nesterov momentum, a linear
 warm-up then cosine decay to zero per step, gradient-norm clipping, label smoothing,
 channels-last tensors, and batch-norm statistics recomputed on un-augmented training images
@@ -109,19 +110,19 @@ def proxy_network(config: Network, width_mult: float = 1.0) -> Network:
 
 def _scaled(stage, width_mult: float, w_in: int, where: str):
     """The stage with its widths times ``width_mult``, moved to the nearest valid value."""
-    names = [n for n in ("width", "growth") if hasattr(stage, n)]
-    if width_mult == 1.0 or not names:
+    if width_mult == 1.0:
         return stage
-    targets = {n: max(1, round(getattr(stage, n) * width_mult)) for n in names}
-    widest = max(*targets.values(), *(getattr(stage, n) for n in names))
-    for delta in sorted(range(1 - min(targets.values()), 2 * widest), key=lambda d: (abs(d), -d)):
-        candidate = dataclasses.replace(stage, **{n: t + delta for n, t in targets.items()})
+    size = getattr(stage, stage.size)
+    target = max(1, round(size * width_mult))
+    for delta in sorted(range(1 - target, 2 * max(target, size)), key=lambda d: (abs(d), -d)):
+        candidate = stage.resized(target + delta)
         try:
             candidate.check(w_in)
             return candidate
         except ConfigError:
             continue
-    raise ConfigError(f"{where}: no valid width near {targets} for width multiplier {width_mult}")
+    raise ConfigError(f"{where}: no valid {stage.size} near {target} for width multiplier "
+                      f"{width_mult}")
 
 
 def evaluate(config: Network, data: Cifar10, settings: ProxySettings = ProxySettings(),
@@ -174,15 +175,10 @@ def channels_last_safe(model: nn.Module) -> bool:
 
 
 def zero_init_residual(model: nn.Module) -> None:
-    """Start every residual block as its shortcut: zero scale on its branch's last batch norm.
-
-    A block is residual when it has a ``shortcut`` (ResNeXt) or a true ``residual`` flag
-    (inverted residuals)."""
+    """Start every residual block as its shortcut (each block's ``zero_init_last``)."""
     for block in model.modules():
-        if hasattr(block, "shortcut") or getattr(block, "residual", False) is True:
-            norms = [m for name, m in block.named_modules() if not name.startswith("shortcut")
-                     and isinstance(m, nn.modules.batchnorm._BatchNorm)]
-            nn.init.zeros_(norms[-1].weight)
+        if hasattr(block, "zero_init_last"):
+            block.zero_init_last()
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: ProxySettings,

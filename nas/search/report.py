@@ -97,10 +97,12 @@ def knee(front: pd.DataFrame, objectives: list[str]) -> int:
 
 def summary(config_json: str) -> str:
     """``resnext d[1,2,7,12] w[32,64,160,384]``: families, depths and widths of a config."""
+    from nas.blocks import FAMILIES  # torch: only where a summary is printed
+
     config = json.loads(config_json)
     stages = config["stages"]
     families = "/".join(dict.fromkeys(s["block"] for s in stages))
-    widths = [s.get("width", s.get("growth")) for s in stages]
+    widths = [s[FAMILIES[s["block"]].size] for s in stages]
     return (f"{families} d[{','.join(str(s['depth']) for s in stages)}] "
             f"w[{','.join(map(str, widths))}]")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.budget import parse_count
-from nas.config import check_keys, load_yaml
+from nas.checks import check_keys
+from nas.config import load_yaml
 from nas.errors import ConfigError, excerpt
 from nas.evaluate.proxy import ProxySettings
 from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS
