@@ -23,7 +23,7 @@ import os
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nas.cost.latency import Profile, Table, Timing, check, fill
@@ -74,7 +74,7 @@ def main() -> None:
                   f"entries reused {result['reused']:.0%}; at the table's typical speed "
                   f"{result['at_typical_speed']}")
     report = {"device": profile.name(), "fingerprint": profile.fingerprint(), "budget": BUDGET,
-              "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "load_before": load_before, "load_after": os.getloadavg(), "build": build,
               "spaces": spaces}
     args.output.parent.mkdir(parents=True, exist_ok=True)

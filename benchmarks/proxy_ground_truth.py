@@ -50,7 +50,7 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from nas.config import Network
-from nas.evaluate import data, proxy, signal, zero_cost
+from nas.evaluate import data, proxy, ranking, signal, zero_cost
 from nas.generators import from_spec, load_network
 from nas.network import build, complexity
 
@@ -235,7 +235,7 @@ def table(nets: list[Truth], rows: dict[tuple, dict]) -> list[dict]:
 def cost_columns(features: tuple[str, ...]) -> list[str]:
     """The per-network seconds a ranking model's features cost."""
     return ((["zero_cost_seconds"] if any(f in zero_cost.SCORES for f in features) else [])
-            + (["proxy_seconds"] if any(f in signal.TRAINED for f in features) else []))
+            + (["proxy_seconds"] if any(f in ranking.TRAINED for f in features) else []))
 
 
 def scored(rows: list[dict], values: list[float], seconds: float) -> dict:
@@ -260,15 +260,15 @@ def scored(rows: list[dict], values: list[float], seconds: float) -> dict:
     return result
 
 
-def ranking_of(rows: list[dict], features: tuple[str, ...]) -> signal.Ranking:
-    return signal.Ranking.fit(features, [signal.features(r, features) for r in rows],
+def ranking_of(rows: list[dict], features: tuple[str, ...]) -> ranking.Ranking:
+    return ranking.Ranking.fit(features, [ranking.features(r, features) for r in rows],
                               [r["top1_error"] for r in rows])
 
 
 def tuning_tau(fit: list[dict], features: tuple[str, ...]) -> dict:
     """Kendall tau of leave-one-out predictions on the tuning networks: how a ranking model
     is chosen without looking at the held-out ones."""
-    loo = [ranking_of(fit[:i] + fit[i + 1:], features).score(signal.features(r, features))
+    loo = [ranking_of(fit[:i] + fit[i + 1:], features).score(ranking.features(r, features))
            for i, r in enumerate(fit)]
     return {"n": len(fit), "kendall_tau": round(kendall([-r["top1_error"] for r in fit], loo), 3),
             "method": "leave-one-out"}
@@ -298,16 +298,16 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
             if result:
                 signals.setdefault(name, {})[s] = result
     fitted = {}
-    for features in signal.CANDIDATES:
-        name = signal.name(features)
-        fit = [r for r in rows if r["model"] in tune and signal.available(r, features)]
+    for features in ranking.CANDIDATES:
+        name = ranking.name(features)
+        fit = [r for r in rows if r["model"] in tune and ranking.available(r, features)]
         if len(fit) <= len(features) + 1:
             continue
         fitted[name] = ranking_of(fit, features)
         for s in SETS:
             part = [r for r in rows if r["set"] == s and r["model"] not in tune]
-            values = [fitted[name].score(signal.features(r, features))
-                      if signal.available(r, features) else math.nan for r in part]
+            values = [fitted[name].score(ranking.features(r, features))
+                      if ranking.available(r, features) else math.nan for r in part]
             cost = sum(mean_seconds(part, c) for c in cost_columns(features))
             result = scored(part, values, cost)
             if result:
@@ -319,7 +319,7 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
             signals[name]["tuning"] = {"n": len(fit), "kendall_tau": round(kendall(
                 [-r["top1_error"] for r in fit], [r[name] for r in fit]), 3)}
     noise = [(r["proxy"], r["proxy_seed1"]) for r in rows if "proxy_seed1" in r and "proxy" in r]
-    return {"default": signal.name(signal.SIGNALS[signal.DEFAULT_SIGNAL].features),
+    return {"default": ranking.name(ranking.SIGNALS[ranking.DEFAULT_SIGNAL].features),
             "held_out": "cifar10: every other network in FLOPs order, starting with the second; "
                         "imagenet_regnet: all (nothing is fitted on it)",
             "tuning_networks": sorted(tune),

@@ -39,7 +39,8 @@ import pandas as pd
 from nas.cost.latency import Profile, Table, Timing, predict
 from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings
-from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features, measure
+from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
+from nas.evaluate.signal import measure
 from nas.search.pareto import hypervolume
 from nas.spaces import constraints_for, load_space
 

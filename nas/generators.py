@@ -22,8 +22,9 @@ import numpy as np
 
 from nas.blocks import DEFAULT_FAMILY, FAMILIES, Stage
 from nas.checks import check_keys, check_types, field_names, require
-from nas.config import Head, Network, Stem, load_yaml
+from nas.config import Head, Network, Stem
 from nas.errors import ConfigError, excerpt
+from nas.yamlfile import load_yaml
 
 QUANTUM = 8  # RegNet widths are multiples of 8
 

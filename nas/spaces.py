@@ -23,8 +23,8 @@ import yaml
 from nas.blocks import DEFAULT_FAMILY, FAMILIES, Stage, Unit
 from nas.budget import band, flops_text, parse_count
 from nas.checks import check_keys, check_types, field_names
-from nas.config import Head, Network, Stem, load_yaml
-from nas.cost.complexity import Complexity, Cx
+from nas.config import Head, Network, Stem
+from nas.cost.complexity import Complexity, Cx, StageCost
 from nas.errors import ConfigError, NasError, excerpt
 from nas.generators import (
     assemble,
@@ -34,14 +34,15 @@ from nas.generators import (
     stage_counts,
     stage_runs,
 )
-from nas.network import complexity, layout
+from nas.network import layout
+from nas.yamlfile import load_yaml
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
 GENERATOR_SETTINGS = {"regnet": {"d", "w0", "wa", "wm", "block", "se"},
                       "anynet": {"block", "depth", "width", "stride", "se"}}
 METRICS = ("flops", "params", "acts", "mac")
 BATCH = 512  # candidates drawn at a time
-CACHE_SIZE = 1 << 17  # part costs kept by quick_costs
+CACHE_SIZE = 1 << 17  # part costs kept by cached_complexity
 RULE = ("d", "w0", "wa", "wm")  # the parameters of the RegNet rule
 PROBE = 10_000  # draws after which a space accepting under 1 in 10,000 is given up
 
@@ -344,10 +345,9 @@ class Space:
         """Feasible samples, endlessly, by rejection sampling (the space's own constraints
         unless others are given).
 
-        The stage count is checked for a whole batch from the parameters; exact costs summed
-        from cached parts (:func:`quick_costs`) then reject most candidates, and the full count
-        of :func:`nas.network.complexity` decides. Raises Infeasible when acceptance is below
-        1 in 10,000 after 10,000 draws.
+        The stage count is checked for a whole batch from the parameters, then each network is
+        counted once, exactly, from cached parts (:func:`cached_complexity`). Raises Infeasible
+        when acceptance is below 1 in 10,000 after 10,000 draws.
         """
         cx = constraints or self.constraints
         rng = np.random.default_rng(seed)
@@ -356,7 +356,8 @@ class Space:
         while accepted * 10_000 >= drawn or drawn < PROBE:
             drawn += BATCH
             for values, net in self._candidates(rng, cx):
-                costs = quick_costs(net, cx.resolution, cx.num_classes)
+                counted = cached_complexity(net, cx.resolution, cx.num_classes)
+                costs = counted.totals()
                 if smallest is None or costs["flops"] < smallest["flops"]:
                     smallest = costs
                 if not cx.admits_costs(costs):
@@ -366,10 +367,8 @@ class Space:
                 except ConfigError as e:
                     invalid = e
                     continue
-                full = complexity(net, cx.resolution, cx.num_classes)
-                if cx.admits_costs(full.totals()):
-                    accepted += 1
-                    yield Sample(values, net, full)
+                accepted += 1
+                yield Sample(values, net, counted)
         raise Infeasible(self._infeasible(drawn, accepted, smallest, invalid, cx))
 
     def _candidates(self, rng: np.random.Generator, cx: Constraints
@@ -401,26 +400,31 @@ class Space:
         return f"{found}; the smallest drawn network has {least} (constraints: {cx})"
 
 
-def quick_costs(net: Network, resolution: int, num_classes: int) -> dict[str, int]:
-    """Exact FLOPs, params, acts and MAC summed from cached costs of the network's parts: the
-    stem, each stage (a function of the stage, its input width and size) and the head.
-
-    The cheap pre-count of rejection sampling: the units and counting rules of
-    :func:`nas.network.complexity`, without its per-stage report and receptive field.
-    """
+def cached_complexity(net: Network, resolution: int, num_classes: int) -> Complexity:
+    """The network's complexity, equal to :func:`nas.network.complexity`'s, summed from cached
+    costs of its parts: the stem, each stage (a function of the stage, its input width and
+    size) and the head. A part grows the receptive field by a fixed multiple of the jump it is
+    entered with, so that too adds up from the parts."""
     widths = net.widths()
     parts = [(net.stem,), *zip(net.stages, widths), (net.head, widths[-1], num_classes)]
     totals = [0, 0, 0, 0]
+    stages = []
     h = w = resolution
-    for part in parts:
+    rf = jump = 1
+    for i, part in enumerate(parts):
         key = (*part, h, w)
         if key not in _PART_COSTS:
             if len(_PART_COSTS) >= CACHE_SIZE:
                 _PART_COSTS.clear()
             _PART_COSTS[key] = _cost(_units(net, part, num_classes), h, w)
-        *cost, h, w = _PART_COSTS[key]
+        *cost, h, w, growth, stride = _PART_COSTS[key]
+        rf, jump = rf + growth * jump, jump * stride
         totals = [t + c for t, c in zip(totals, cost)]
-    return dict(zip(METRICS, totals))
+        if 0 < i < len(parts) - 1:
+            stage = part[0]
+            stages.append(StageCost(stage.block, stage.depth, widths[i], stage.stride, *cost,
+                                    h, rf))
+    return Complexity(*totals, stages[-1].receptive_field, tuple(stages))
 
 
 _PART_COSTS: dict[tuple, tuple[int, ...]] = {}
@@ -434,23 +438,28 @@ def _units(net: Network, part: tuple, num_classes: int) -> list[Unit]:
 
 
 def _cost(units: list[Unit], h: int, w: int) -> tuple[int, ...]:
-    """Costs of a run of units and the size they leave; a unit repeated without changing the
-    size (the blocks after a stage's first) is looked up once and multiplied."""
+    """Costs of a run of units, the size they leave, and their receptive-field growth (in units
+    of the jump they are entered with) and stride; a unit repeated without changing the size or
+    the jump (the blocks after a stage's first) is looked up once and multiplied."""
     totals = [0, 0, 0, 0]
+    growth, stride = 0, 1
     for unit, run in groupby(units):
         left = len(list(run))
         while left:
-            *cost, h_out, w_out = _unit_cost(unit.cls, tuple(unit.kwargs.items()), h, w)
-            times = left if (h_out, w_out) == (h, w) else 1
+            *cost, h_out, w_out, unit_growth, unit_stride = _unit_cost(
+                unit.cls, tuple(unit.kwargs.items()), h, w)
+            times = left if (h_out, w_out, unit_stride) == (h, w, 1) else 1
             totals = [t + times * c for t, c in zip(totals, cost)]
+            growth += times * unit_growth * stride
+            stride *= unit_stride
             h, w, left = h_out, w_out, left - times
-    return *totals, h, w
+    return *totals, h, w, growth, stride
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _unit_cost(cls: type, kwargs: tuple, h: int, w: int) -> tuple[int, ...]:
     cx = cls.complexity(Cx(h, w), **dict(kwargs))
-    return cx.flops, cx.params, cx.acts, cx.mac, cx.h, cx.w
+    return cx.flops, cx.params, cx.acts, cx.mac, cx.h, cx.w, cx.rf - 1, cx.jump
 
 
 def _for_family(settings: dict[str, Any]) -> dict[str, Any]:

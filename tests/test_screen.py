@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from nas.cli import main
-from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features
+from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 from nas.network import complexity
 from nas.search.screen import STARTUP, Screen, improvements, latency_fit
 from nas.spaces import constraints_for, load_space
@@ -50,7 +50,7 @@ def test_the_screen_draws_at_random_until_startup_then_improves_the_front():
     assert improvements(known, np.array([[-chosen["accuracy"], chosen["flops"]]]))[0] > 0
 
 
-def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path):
+def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):
     """The default signal needs no data and no Ray: candidates are scored in the search's own
     process, and the screen's choices reach the study as drawn (so none is infeasible)."""
     import ray
@@ -59,6 +59,8 @@ def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path):
     assert main(["search", "--objectives", "accuracy,flops", "--trials", "30", "--data",
                  str(tmp_path / "none"), "--out", str(run)]) == 0
     assert not ray.is_initialized()
+    assert capsys.readouterr().out.startswith(f"run folder: {run}\n")  # said before it starts
+    assert (tmp_path / "latest").resolve() == run.resolve()  # the last run, by a fixed name
     trials = pd.read_csv(run / "trials.csv")
     screened = trials["screened"].fillna(False).astype(bool)
     complete = trials[trials["status"] == "complete"]

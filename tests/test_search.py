@@ -87,7 +87,7 @@ print(score(model, to_tensor(data.train_images[val]), torch.from_numpy(data.trai
 @needs_data
 @pytest.mark.slow
 def test_the_default_signal_scores_candidates_without_training_them(tmp_path):
-    from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features
+    from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 
     done = search("--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
                   "--trials", "3", "--out", str(tmp_path / "run"))
@@ -199,7 +199,7 @@ def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
 
     if not DATA:
         pytest.skip("NAS_DATA is not set")
-    from nas.evaluate.signal import SIGNALS
+    from nas.evaluate.ranking import SIGNALS
 
     s = Search(SearchSettings(objectives=("accuracy", "flops"), signal="proxy"), tmp_path)
     s.open_study()

@@ -12,15 +12,17 @@ from torch import nn
 
 from nas.config import Network
 from nas.evaluate import data, zero_cost
-from nas.evaluate.signal import (
+from nas.evaluate.ranking import (
     DEFAULT_SIGNAL,
     LOG_COUNTS,
     SIGNALS,
     TRAINED,
-    ZERO_COST_BATCH,
     Ranking,
     available,
     features,
+)
+from nas.evaluate.signal import (
+    ZERO_COST_BATCH,
     measure,
     score_batch,
 )

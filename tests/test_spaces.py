@@ -25,10 +25,10 @@ from nas.spaces import (
     Int,
     Pow2,
     available,
+    cached_complexity,
     constraints_for,
     load_space,
     parse_space,
-    quick_costs,
 )
 
 SHIPPED = ("regnet", "regnety", "anynet", "mobilenetv2", "shufflenetv2", "igcv3", "densenet",
@@ -83,8 +83,8 @@ def test_shipped_space_yields_100_feasible_networks_at_its_budget(name):
     assert len(samples) == 100
     for s in samples:
         assert s.network == space.network(s.values)  # values alone give the network back
-        totals = complexity(s.network, constraints.resolution, constraints.num_classes).totals()
-        assert totals == s.complexity.totals() and constraints.admits("flops", totals["flops"])
+        full = complexity(s.network, constraints.resolution, constraints.num_classes)
+        assert full == s.complexity and constraints.admits("flops", full.flops)
         assert constraints.admits("stages", len(s.network.stages))
     assert len({s.network for s in samples}) > 90
 
@@ -113,13 +113,13 @@ def test_100_feasible_networks_run_forward_at_32_and_some_at_224(name):
 
 
 @pytest.mark.parametrize("family", sorted(FAMILY_PARAMS))
-def test_quick_costs_equal_the_full_count(family):
+def test_cached_complexity_equals_the_full_count(family):
     rng = random.Random(family)
     for _ in range(30):
         net = random_network(rng, family, [rng.randrange(1, 4) for _ in range(3)])
-        for resolution, classes in ((224, 1000), (32, 10)):
-            assert quick_costs(net, resolution, classes) == \
-                complexity(net, resolution, classes).totals()
+        for resolution, classes in ((224, 1000), (32, 10), (7, 10)):  # 7: stages end at 1x1
+            assert cached_complexity(net, resolution, classes) == \
+                complexity(net, resolution, classes)
 
 
 def test_same_seed_same_samples_other_seed_other_samples():

@@ -11,6 +11,7 @@ from pathlib import Path
 from nas.commands.train import SETTINGS, add_proxy_arguments, proxy_settings
 from nas.errors import ConfigError
 
+LATEST = "latest"  # the link to the last run, beside the run folders
 HELP = "search a design space for accurate networks under FLOPs, MAC and latency limits"
 
 
@@ -38,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int,
                    help="candidates to score (default: 500 with a signal that trains nothing, a "
                         "few minutes on 2 cores; 24 with one that proxy-trains, about 15 minutes)")
-    p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m")
+    p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m, 90s "
+                   "(a bare number is minutes)")
     p.add_argument("--seed", type=int, help=f"seed of the sampler and trainings (default {d.seed})")
     p.add_argument("--data", help="CIFAR-10 folder (default: $NAS_DATA)")
     p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"
@@ -81,9 +83,32 @@ def run(args: argparse.Namespace) -> int:
         name = f"{Path(settings.space).stem}-{settings.budget}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = args.out or Path("results") / name
     settings = dataclasses.replace(settings, data=_data_folder(settings.data))
-    run_dir = search(settings, run_dir, resume=bool(args.resume))
+    print(f"run folder: {run_dir}", flush=True)
+    try:
+        search(settings, run_dir, resume=bool(args.resume))
+    except KeyboardInterrupt:  # a stopped run is still the last run; a refused one is not
+        _link_latest(Path(run_dir))
+        raise
+    _link_latest(Path(run_dir))
     print(f"run folder: {run_dir}  (trials.csv, pareto.csv, run.yaml)")
     return 0
+
+
+def _link_latest(run_dir: Path) -> None:
+    """Point ``latest`` beside the run folder at it (results/latest for the default folders),
+    so that commands can name the last run however many there are."""
+    if not run_dir.is_dir():
+        return
+    link = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    try:
+        if link.exists() and not link.is_symlink():
+            return  # a folder the user named "latest": not ours to replace
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # a file system without symlinks: the printed folder name has to do
+        tmp.unlink(missing_ok=True)
 
 
 def _flags(names: tuple[str, ...]) -> str:

@@ -75,7 +75,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -404,7 +404,7 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
                     best[key] = timed
             if all(best[k].noise <= timing.max_noise for k in wanted):
                 break
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     return {k: Entry(k, t.mean_ms, t.median_ms, t.iqr_ms, t.repeats, speed, now)
             for k, t in best.items()}
 

@@ -34,44 +34,10 @@ from torch import nn
 from nas.config import Network
 from nas.errors import ConfigError
 from nas.evaluate.data import Cifar10, batches, stratified_split, to_tensor
+from nas.evaluate.settings import ProxySettings
 from nas.network import build, complexity
 
 NUM_CLASSES = 10
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    """How a candidate is trained; the defaults take about 15 to 25 s for a 400MF network on
-    this 2-core machine (one or two free cores)."""
-
-    epochs: int = 2
-    train_images: int = 5000
-    val_images: int = 5000
-    batch_size: int = 128
-    width_mult: float = 0.5
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    warmup: float = 0.1  # fraction of the steps
-    clip: float = 2.0  # largest gradient norm; 0: no clipping
-    bn_batches: int = 8  # batches of training images that recompute batch-norm statistics
-    threads: int = 0  # torch threads; 0: one per core
-    split_seed: int = 0  # the fixed choice of training and validation images
-    channels_last: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "train_images", "val_images", "batch_size", "width_mult", "lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
-        if self.batch_size > self.train_images:
-            raise ConfigError(f"batch_size: must be at most train_images ({self.train_images}), "
-                              f"got {self.batch_size}")
-        if self.threads < 0:
-            raise ConfigError(f"threads: must be 0 (one per core) or more, got {self.threads}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

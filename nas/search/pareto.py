@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Every objective the search knows, and whether it is maximized.
 OBJECTIVES = {"accuracy": True, "latency_ms": False, "flops": False, "params": False,

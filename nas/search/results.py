@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -86,7 +86,7 @@ def write_run_yaml(run_dir: Path, settings) -> None:
                 "torch": str(torch.__version__), "ray": ray.__version__,
                 "optuna": optuna.__version__}
     text = yaml.safe_dump({"settings": settings.to_dict(), "versions": versions,
-                           "written": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+                           "written": datetime.now(UTC).isoformat(timespec="seconds")},
                           sort_keys=False)
     (run_dir / "run.yaml").write_text(text)
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from nas.errors import ConfigError, NasError, excerpt, interrupt_on_signal
 from nas.evaluate.data import load
-from nas.evaluate.signal import SIGNALS, features
+from nas.evaluate.ranking import SIGNALS, features
 from nas.evaluate.zero_cost import SCORES
 from nas.network import complexity
 from nas.search.pareto import OBJECTIVES
@@ -392,15 +392,16 @@ class Progress:
         done = _count(self.search.study, "complete", "failed")
         rejected = _count(self.search.study, "infeasible")
         feasible = 1 - rejected / max(1, len(trials))
-        best = {}
+        best = []  # each objective's best, with the trial that has it
         for column in self.search.settings.columns:
-            values = [t.user_attrs[column] for t in trials
+            scored = [(t.user_attrs[column], t.number) for t in trials
                       if status(t) == "complete" and column in t.user_attrs]
-            if values:
-                best[column] = (max if OBJECTIVES[column] else min)(values)
+            if scored:
+                value, number = (max if OBJECTIVES[column] else min)(scored)
+                best.append(f"{column} {value:.4g} (#{number})")
         self.bar.n = done
-        self.bar.set_postfix_str(f"running {running}, feasible {feasible:.0%}, best "
-                                 + ", ".join(f"{k} {v:.4g}" for k, v in best.items()))
+        self.bar.set_postfix_str(f"running {running}, feasible {feasible:.0%}, best of each: "
+                                 + ", ".join(best))
 
     def close(self) -> None:
         self.updated = 0.0

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS, features
+from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 from nas.search.pareto import OBJECTIVES, dominated_volume, nondominated
 from nas.spaces import Sample
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from nas.budget import parse_count
 from nas.checks import check_keys
-from nas.config import load_yaml
 from nas.errors import ConfigError, excerpt
-from nas.evaluate.proxy import ProxySettings
-from nas.evaluate.signal import DEFAULT_SIGNAL, SIGNALS
+from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS
+from nas.evaluate.settings import ProxySettings
 from nas.search.pareto import ALIASES
+from nas.yamlfile import load_yaml
 
 SAMPLERS = ("tpe", "nsga2", "random")
 RESUMABLE = ("trials", "time_budget", "data", "address")  # what a resumed run may change

@@ -15,7 +15,8 @@ import ray
 from nas.config import Network
 from nas.evaluate.data import load
 from nas.evaluate.proxy import ProxySettings
-from nas.evaluate.signal import SIGNALS, measure
+from nas.evaluate.ranking import SIGNALS
+from nas.evaluate.signal import measure
 
 
 @ray.remote
