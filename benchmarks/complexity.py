@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from randomnets import random_network  # noqa: E402
 
 from nas.blocks import FAMILIES  # noqa: E402
-from nas.cost.measure import measure  # noqa: E402
+from nas.cost.measure import hook_counts  # noqa: E402
 from nas.network import build, complexity  # noqa: E402
 
 DEPTHS = [4, 6, 6, 4]
@@ -51,7 +51,7 @@ def main() -> None:
         nets = [random_network(rng, family, DEPTHS, args.scale) for _ in range(args.n)]
         analytic = statistics.median(seconds(lambda n: complexity(n, args.resolution), nets)
                                      for _ in range(args.repeats))
-        built = seconds(lambda n: measure(build(n), args.resolution), nets)
+        built = seconds(lambda n: hook_counts(build(n), args.resolution), nets)
         rows.append((family, args.n, analytic, built))
     _, counts, analytic, built = zip(*rows)
     rows.append(("all", sum(counts), sum(analytic), sum(built)))

@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nas.cost.latency import Profile, Table, Timing, check, fill
+from nas.latency import Profile, Table, Timing, check, fill
 from nas.spaces import constraints_for, load_space
 
 SPACES = ("regnet", "mobilenetv2", "shufflenetv2")

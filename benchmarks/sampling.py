@@ -15,9 +15,8 @@ import time
 
 import numpy as np
 
-from nas import spaces
 from nas.network import complexity
-from nas.spaces import Infeasible, constraints_for, load_space
+from nas.spaces import Infeasible, constraints_for, costs, load_space
 
 
 def cpu_seconds(work) -> float:
@@ -38,8 +37,8 @@ def naive(space, n: int, seed: int, constraints) -> None:
 
 
 def clear_caches() -> None:
-    spaces._PART_COSTS.clear()
-    spaces._unit_cost.cache_clear()
+    costs._PART_COSTS.clear()
+    costs._unit_cost.cache_clear()
 
 
 def rate(run, n: int, repeats: int, cold: bool) -> float:

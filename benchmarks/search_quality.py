@@ -36,11 +36,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas.cost.latency import Profile, Table, Timing, predict
 from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 from nas.evaluate.signal import measure
+from nas.latency import Profile, Table, Timing, predict
 from nas.search.pareto import hypervolume
 from nas.spaces import constraints_for, load_space
 

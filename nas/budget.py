@@ -39,9 +39,15 @@ def band(ceiling: int, ratio: float) -> tuple[int, int]:
     return round(ratio * ceiling), ceiling
 
 
+def count_text(n: float, suffix: str = "") -> str:
+    """A count the way budgets are written, 4 digits at most: 400M, 1.814G (with ``suffix``
+    F for FLOPs: 400MF)."""
+    for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.4g}{unit}{suffix}"
+    return f"{n:.4g}{suffix}"
+
+
 def flops_text(flops: float) -> str:
     """A FLOPs count the way budgets are written: 400MF, 1.6GF."""
-    for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if flops >= scale:
-            return f"{flops / scale:.4g}{unit}F"
-    return f"{flops:.4g}F"
+    return count_text(flops, "F")

@@ -153,12 +153,13 @@ def check_fits(config: Network, num_classes: int = 1000, resolution: int = 224,
     """Raise ConfigError, naming the network's size, when its float32 weights and the
     activations of ``batch`` images (the conv and linear outputs alone: less than running it
     takes) exceed the memory this machine has available."""
-    cx = complexity(config, resolution, num_classes)
-    needed = 4 * (cx.params + batch * cx.acts)
+    counts = complexity(config, resolution, num_classes)
+    needed = 4 * (counts.params + batch * counts.acts)
     available = available_memory()
     if needed > available:
-        acts = f" and {cx.acts:.3g} activations per {resolution}x{resolution} image" * (batch > 0)
-        raise ConfigError(f"network too large: {cx.params:.3g} params{acts} need at least "
+        acts = (f" and {counts.acts:.3g} activations per {resolution}x{resolution} image"
+                * (batch > 0))
+        raise ConfigError(f"network too large: {counts.params:.3g} params{acts} need at least "
                           f"{needed / 2**30:.3g} GiB{f' at batch {batch}' * (batch > 0)}, "
                           f"and {available / 2**30:.3g} GiB of memory is available")
 

@@ -9,7 +9,7 @@ import pytest
 
 from nas.cli import COMMANDS
 
-PROBE = """
+IMPORTS_PROBE = """
 import sys
 from nas.cli import main
 try:
@@ -24,6 +24,6 @@ print("heavy:" + ",".join(heavy), file=sys.stderr)
 @pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in COMMANDS),
                                   ["search", "--trials", "many"], ["sample"]])
 def test_help_and_argument_errors_import_no_heavy_library(argv):
-    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", IMPORTS_PROBE, *argv], capture_output=True,
+                          text=True, timeout=60)
     assert done.stderr.strip().splitlines()[-1] == "heavy:", done.stderr[-500:]

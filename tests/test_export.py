@@ -27,7 +27,7 @@ RESOLUTION = 64
 CHECK = """
 import importlib.util, json, sys
 import torch
-from nas.cost.measure import measure
+from nas.cost.measure import hook_counts
 out = {}
 for path in sys.argv[1:]:
     spec = importlib.util.spec_from_file_location("exported", path)
@@ -38,7 +38,7 @@ for path in sys.argv[1:]:
     x = torch.load(path[:-3] + ".input.pt")
     with torch.no_grad():
         torch.save(model.eval()(x), path[:-3] + ".output.pt")
-    out[path] = {**measure(model, RESOLUTION), "names": list(model.state_dict())}
+    out[path] = {**hook_counts(model, RESOLUTION), "names": list(model.state_dict())}
 print(json.dumps(out))
 """.replace("RESOLUTION", str(RESOLUTION))
 

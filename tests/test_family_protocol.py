@@ -17,11 +17,11 @@ from nas.blocks.layers import ConvBN
 from nas.checks import require
 from nas.config import Network
 from nas.cost.complexity import Cx
-from nas.cost.latency import placed_units
-from nas.cost.measure import measure
+from nas.cost.measure import hook_counts
 from nas.evaluate.proxy import proxy_network
 from nas.export import export_source
 from nas.generators import regnet
+from nas.latency import placed_units
 from nas.network import build, complexity
 from nas.spaces import constraints_for, parse_space
 
@@ -91,7 +91,7 @@ def test_a_registered_family_builds_counts_and_keys_latency_tables():
     net = Network.from_dict(CONFIG)
     model = build(net, 10)
     cx = complexity(net, 32, 10)
-    assert measure(model, 32) == {"flops": cx.flops, "acts": cx.acts, "params": cx.params}
+    assert hook_counts(model, 32) == {"flops": cx.flops, "acts": cx.acts, "params": cx.params}
     signatures = [p.signature() for p in placed_units(net, 32, 10)]
     assert signatures[1] == "PlainBlock(w_in=8,w_out=16,stride=1,kernel=3)@32x32"
     assert signatures[3] == "PlainBlock(w_in=16,w_out=24,stride=2,kernel=5,doubled=True)@32x32"

@@ -12,11 +12,11 @@ import pytest
 import torch
 from randomnets import random_network
 
+from nas import latency
 from nas.blocks import FAMILIES
 from nas.cli import main
 from nas.config import Network
-from nas.cost import latency
-from nas.cost.latency import (
+from nas.latency import (
     Entry,
     Key,
     LatencyError,
@@ -93,7 +93,8 @@ def test_keys_are_canonical_and_carry_the_run():
 def test_prediction_is_the_sum_of_its_entries_and_missing_ones_are_measured_once(tmp_path,
                                                                                  monkeypatch):
     measured = []
-    monkeypatch.setattr(latency, "measure_units", _counting(latency.measure_units, measured))
+    monkeypatch.setattr(latency.prediction, "measure_units",
+                        _counting(latency.prediction.measure_units, measured))
     path = tmp_path / "t.csv"
     net = Network.from_dict(TINY)
     table = Table(path, Profile())
@@ -126,9 +127,9 @@ def test_entries_are_scaled_from_the_speed_they_were_measured_at(tmp_path):
 
 
 def test_fresh_process_measurements_run_each_in_a_new_process():
-    pids = {latency.in_own_process(Timing(), os.getpid) for _ in range(2)}
+    pids = {latency.timing.in_own_process(Timing(), os.getpid) for _ in range(2)}
     assert len(pids) == 2 and os.getpid() not in pids
-    assert latency.in_own_process(Timing(fresh_process=False), os.getpid) == os.getpid()
+    assert latency.timing.in_own_process(Timing(fresh_process=False), os.getpid) == os.getpid()
 
 
 def test_noisy_entries_are_measured_again_and_the_quietest_kept(monkeypatch):
@@ -137,8 +138,8 @@ def test_noisy_entries_are_measured_again_and_the_quietest_kept(monkeypatch):
         times = next(rounds)
         return [list(times) for _ in modules]
 
-    monkeypatch.setattr(latency, "_time_passes", passes)
-    entries = latency.measure_units(Network.from_dict(TINY), Profile(), Timing(retries=3),
+    monkeypatch.setattr(latency.timing, "_time_passes", passes)
+    entries = latency.timing.measure_units(Network.from_dict(TINY), Profile(), Timing(retries=3),
                                     RESOLUTION, 10)
     assert next(rounds) == [5.0] * 4  # the quiet second round ended the measurement
     for entry in entries.values():

@@ -39,7 +39,7 @@ def record(totals: dict) -> dict:
 def test_the_screen_draws_at_random_until_startup_then_improves_the_front():
     space = load_space("regnet")
     cx = constraints_for(space, "400MF")
-    screen = Screen(space.search(0, cx), 32, ["accuracy", "flops"])
+    screen = Screen(space.feasible(0, cx), 32, ["accuracy", "flops"])
     newest = space.sample(32 // 4, 0, cx)[-1]  # the pool's first draws, as the screen draws
     assert screen.choose([]) == newest.values  # nothing scored, nothing predicted
     scored = [record(s.complexity.totals()) for s in space.sample(STARTUP, 5, cx)]

@@ -15,7 +15,7 @@ from randomnets import FAMILY_PARAMS, random_network
 
 from nas.budget import band, parse_count
 from nas.cli import main
-from nas.cost.measure import measure
+from nas.cost.measure import hook_counts
 from nas.errors import ConfigError
 from nas.network import build, complexity
 from nas.spaces import (
@@ -96,7 +96,7 @@ def test_a_few_feasible_networks_run_forward_with_their_counted_costs(name):
         model = build(s.network, num_classes=10)
         assert model.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
         cx = complexity(s.network, 32, 10)
-        assert measure(model, 32) == {"flops": cx.flops, "acts": cx.acts, "params": cx.params}
+        assert hook_counts(model, 32) == {"flops": cx.flops, "acts": cx.acts, "params": cx.params}
 
 
 @pytest.mark.slow
@@ -108,7 +108,7 @@ def test_100_feasible_networks_run_forward_at_32_and_some_at_224(name):
         model = build(s.network)
         for resolution in (32, 224) if i < 3 else (32,):
             cx = complexity(s.network, resolution)
-            assert measure(model, resolution) == {"flops": cx.flops, "acts": cx.acts,
+            assert hook_counts(model, resolution) == {"flops": cx.flops, "acts": cx.acts,
                                                   "params": cx.params}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nas.cli import main
-from nas.cost.measure import measure
+from nas.cost.measure import hook_counts
 from nas.generators import load_network
 from nas.network import build, complexity
 
@@ -56,7 +56,7 @@ def test_zoo_network_reproduces_published_numbers(name):
     cx = complexity(net, resolution, classes)
     assert cx.params == params
     assert cx.flops == pytest.approx(flops, rel=0.005)
-    measured = measure(build(net, classes), resolution)
+    measured = hook_counts(build(net, classes), resolution)
     assert measured == {"flops": cx.flops, "acts": cx.acts, "params": params}
 
 

@@ -26,12 +26,12 @@ def run(args: argparse.Namespace) -> int:
     for run in runs:
         errors = 100 - run.complete()["accuracy"].to_numpy(float)
         low, high = best_error_interval(errors, args.bootstrap)
-        rows.append((run.name, run.settings["space"], run.settings["sampler"], len(errors),
+        rows.append((run.name, run.settings.space, run.settings.sampler, len(errors),
                      f"{errors.min():.2f}", f"[{low:.2f}, {high:.2f}]",
                      f"{np.median(errors):.2f}", f"{np.mean(errors < np.median(errors)):.2f}"))
     print(table(("run", "space", "sampler", "n", "best error", "95% interval", "median error",
                  "share < median"), rows))
-    if any(run.settings["sampler"] != "random" or run.settings.get("screen") for run in runs):
+    if any(run.settings.sampler != "random" or run.settings.screen for run in runs):
         print("note: EDFs describe a design space only for runs sampled at random "
               "(--sampler random --screen 0)")
     if args.plot:

@@ -34,14 +34,14 @@ def run(args: argparse.Namespace) -> int:
     trial = int(row["trial_id"])
     config = Network.from_json(row["config"])
     title = f"Trial {trial} of {run.path.name} ({summary(row['config'])})"
-    num_classes, state = run.settings["num_classes"], None
+    num_classes, state = run.settings.num_classes, None
     if args.weights:
-        from nas.evaluate.proxy import NUM_CLASSES, ProxySettings, proxy_network
+        from nas.evaluate.proxy import NUM_CLASSES, proxy_network
 
         weights = run.path / "weights" / f"trial_{trial}.pt"
         if not weights.is_file():
             raise RunError(f"{weights}: no saved weights for trial {trial}")
-        config = proxy_network(config, ProxySettings(**run.settings["proxy"]).width_mult)
+        config = proxy_network(config, run.settings.proxy.width_mult)
         num_classes, state = NUM_CLASSES, load_weights(weights, config, NUM_CLASSES)
     for path in write_export(config, args.output, num_classes, state, title, args.force):
         print(f"wrote {path}")

@@ -8,6 +8,8 @@ import sys
 import time
 import warnings
 
+from nas.commands.options import add_input_size, add_space
+
 HELP = "measure, predict and check network latency from a table of per-unit latencies"
 
 
@@ -26,8 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _space_arguments(p: argparse.ArgumentParser, n: int) -> None:
-    p.add_argument("--space", required=True, help="space name in spaces/ or a space YAML file")
-    p.add_argument("--budget", help="FLOPs ceiling, e.g. 400MF")
+    add_space(p)
     p.add_argument("-n", type=int, default=n, help=f"random networks (default {n})")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
@@ -41,15 +42,14 @@ def _profile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--memory-format", default="contiguous",
                    help="contiguous (default) or channels_last")
-    p.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classes (default 1000)")
+    add_input_size(p)
     p.add_argument("--min-run-time", type=float, default=0.5,
                    help="seconds of timed runs per measurement (default 0.5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.cost import latency
+    from nas import latency
 
     for name, value in (("resolution", args.resolution), ("num-classes", args.num_classes),
                         ("min-run-time", args.min_run_time)):
@@ -69,7 +69,7 @@ def _show_warning(message, category, *_args, **_kwargs) -> None:
 
 
 def _build(args: argparse.Namespace, table, timing) -> int:
-    from nas.cost.latency import fill, placed_units, warn_if_noisy
+    from nas.latency import fill, placed_units, warn_if_noisy
 
     configs = _sample(args)
     needed = {p.key(table.profile) for c in configs
@@ -97,8 +97,8 @@ def _build(args: argparse.Namespace, table, timing) -> int:
 
 def _predict(args: argparse.Namespace, table, timing) -> int:
     from nas.commands.tables import table as text_table
-    from nas.cost.latency import predict
     from nas.generators import load_network
+    from nas.latency import predict
 
     net = load_network(args.config)
     prediction = predict(net, table, args.resolution, args.num_classes,
@@ -126,7 +126,7 @@ def _predict(args: argparse.Namespace, table, timing) -> int:
 
 def _check(args: argparse.Namespace, table, timing) -> int:
     from nas.commands.tables import table as text_table
-    from nas.cost.latency import check
+    from nas.latency import check
 
     result = check(_sample(args), table, timing, args.resolution, args.num_classes)
     if args.json:

@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.commands.tables import human, table
+    from nas.budget import count_text
+    from nas.commands.tables import table
     from nas.search.pareto import ALIASES, OBJECTIVES
     from nas.search.report import load_run, plot_fronts, summary
 
@@ -27,10 +28,10 @@ def run(args: argparse.Namespace) -> int:
     for run in runs:
         front = run.front().sort_values(column, ascending=not OBJECTIVES[column])
         print(f"{run.path}: {len(front)} on the front of {len(run.complete())} complete trials "
-              f"({', '.join(run.settings['objectives'])})")
+              f"({', '.join(run.settings.objectives)})")
         rows = [(int(r.trial_id), f"{r.accuracy:.2f}",
                  "-" if r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}",
-                 human(r.flops), human(r.params), human(r.mac), summary(r.config))
+                 count_text(r.flops), count_text(r.params), count_text(r.mac), summary(r.config))
                 for r in front.itertuples()]
         print(table(("trial", "accuracy", "latency_ms", "flops", "params", "mac",
                      "architecture"), rows))

@@ -6,23 +6,20 @@ import argparse
 import sys
 import time
 
+from nas.commands.options import add_input_size, add_space
 from nas.errors import ConfigError
 
 HELP = "draw random networks of a design space that meet a FLOPs budget and its constraints"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--space", required=True, help="space name in spaces/ or a space YAML file")
-    p.add_argument("--budget", help="FLOPs ceiling, e.g. 400MF, 1.6GF, 4e8")
+    add_space(p, "400MF, 1.6GF, 4e8")
     p.add_argument("--band", type=float, help="also a FLOPs floor of band x budget, e.g. 0.9")
     p.add_argument("-n", type=int, default=100, help="networks to draw (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", help="CSV file, or Parquet if it ends in .parquet "
                    "(default: CSV on standard output)")
-    p.add_argument("--resolution", type=int, default=224,
-                   help="input size the budget is measured at (default 224)")
-    p.add_argument("--num-classes", type=int, default=1000,
-                   help="classes the budget is measured with (default 1000)")
+    add_input_size(p)
 
 
 def run(args: argparse.Namespace) -> int:

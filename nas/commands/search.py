@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from nas.commands.options import add_input_size
 from nas.commands.train import SETTINGS, add_proxy_arguments, proxy_settings
 from nas.errors import ConfigError
 
@@ -45,10 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="CIFAR-10 folder (default: $NAS_DATA)")
     p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"
                    ".csv)")
-    p.add_argument("--resolution", type=int,
-                   help=f"input size of the deployment network (default {d.resolution})")
-    p.add_argument("--num-classes", type=int,
-                   help=f"classes of the deployment network (default {d.num_classes})")
+    add_input_size(p, defaults=False)
     p.add_argument("--cpus-per-trial", type=int,
                    help=f"CPUs (and torch threads) of each training (default {d.cpus_per_trial})")
     p.add_argument("--address", help="connect to this Ray cluster (HOST:PORT) instead of "

@@ -1,11 +1,4 @@
-"""Plain-text tables and human-readable counts for the commands' output."""
-
-
-def human(n: float) -> str:
-    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)
+"""Plain-text tables for the commands' output."""
 
 
 def table(header: tuple, rows: list[tuple]) -> str:

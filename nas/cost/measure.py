@@ -1,8 +1,9 @@
 """Costs measured on a built module's forward pass: the independent check of the analytic ones.
 
-Forward hooks on every convolution and linear layer read the real tensor shapes, with the
-conventions of :mod:`nas.cost.complexity` (multiply-adds, plus one per output channel for a
-bias; acts are output elements). ``torch_flops`` asks torch's own FLOP counter instead.
+Forward hooks (:func:`hook_counts`) on every convolution and linear layer read the real tensor
+shapes, with the conventions of :mod:`nas.cost.complexity` (multiply-adds, plus one per output
+channel for a bias; acts are output elements). ``torch_flops`` asks torch's own FLOP counter
+instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def measure(model: nn.Module, resolution: int = 224) -> dict[str, int]:
+def hook_counts(model: nn.Module, resolution: int = 224) -> dict[str, int]:
     """FLOPs and acts of one image through ``model``, and its parameter count."""
     counts = {"flops": 0, "acts": 0}
 

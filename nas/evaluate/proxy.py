@@ -110,7 +110,7 @@ def _evaluate(config: Network, data: Cifar10, s: ProxySettings, seed: int) -> Pr
                                           s.split_seed)
     x, y = to_tensor(data.train_images[train_idx]), torch.from_numpy(data.train_labels[train_idx])
     proxy = proxy_network(config, s.width_mult)
-    cx = complexity(proxy, 32, NUM_CLASSES)
+    counts = complexity(proxy, 32, NUM_CLASSES)
     torch.manual_seed(seed)
     model = build(proxy, NUM_CLASSES).to(device)
     zero_init_residual(model)
@@ -122,7 +122,7 @@ def _evaluate(config: Network, data: Cifar10, s: ProxySettings, seed: int) -> Pr
     result = ProxyResult("failed" if failure else "ok", failure, train_loss=curve,
                          sotl=sum(curve[-(s.train_images // s.batch_size):]),
                          images_per_second=len(curve) * s.batch_size / seconds,
-                         flops=cx.flops, params=cx.params)
+                         flops=counts.flops, params=counts.params)
     if not failure:
         recalibrate_bn(model, x, s.batch_size, s.bn_batches)
         val_x, val_y = to_tensor(data.train_images[val_idx]), data.train_labels[val_idx]

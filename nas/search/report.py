@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas.budget import parse_count
 from nas.errors import NasError
 from nas.search.pareto import ALIASES, OBJECTIVES, pareto_mask
+from nas.search.settings import SearchSettings
 
 
 class RunError(NasError):
@@ -21,7 +21,7 @@ class RunError(NasError):
 @dataclass(frozen=True)
 class Run:
     path: Path
-    settings: dict
+    settings: SearchSettings
     trials: pd.DataFrame
 
     @property
@@ -30,7 +30,7 @@ class Run:
 
     @property
     def objectives(self) -> list[str]:
-        return [ALIASES[o] for o in self.settings["objectives"]]
+        return [ALIASES[o] for o in self.settings.objectives]
 
     def complete(self) -> pd.DataFrame:
         done = self.trials[self.trials["status"] == "complete"]
@@ -43,24 +43,14 @@ class Run:
         return done[pareto_mask(done, self.objectives)]
 
     def limits(self) -> dict[str, float]:
-        s = self.settings
-        limits = {c: parse_count(s[k]) for c, k in
-                  (("flops", "budget"), ("mac", "mac_budget"), ("params", "params_budget"))
-                  if s.get(k)}
-        if s.get("latency_budget"):
-            from nas.search.settings import parse_milliseconds
-
-            limits["latency_ms"] = parse_milliseconds(s["latency_budget"])
-        return limits
+        return self.settings.limits()
 
 
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / "trials.csv").is_file() or not (path / "run.yaml").is_file():
         raise RunError(f"{path}: not a run folder (it needs trials.csv and run.yaml)")
-    from nas.search.settings import SearchSettings
-
-    return Run(path, SearchSettings.load(path).to_dict(), pd.read_csv(path / "trials.csv"))
+    return Run(path, SearchSettings.load(path), pd.read_csv(path / "trials.csv"))
 
 
 def pick(run: Run, trial: int | None = None, by: str = "knee") -> pd.Series:

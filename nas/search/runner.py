@@ -67,7 +67,7 @@ class Search:
         self.constraints = _with_limits(
             constraints_for(self.space, s.budget, s.band, s.resolution, s.num_classes),
             self.limits)
-        next(self.space.search(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
+        next(self.space.feasible(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
         if SIGNALS[s.signal].needs_measurement:
             load(s.data)  # a missing or corrupt data set fails here, before Ray starts
         self.table = _latency_table(s) if s.uses_latency() else None
@@ -86,7 +86,7 @@ class Search:
             study_name="search", storage=storage, load_if_exists=True,
             directions=["maximize" if OBJECTIVES[c] else "minimize" for c in s.columns],
             sampler=_sampler(s.sampler, s.seed + done, s.trials))
-        self.screen = Screen(self.space.search(s.seed + done, self.constraints), s.screen,
+        self.screen = Screen(self.space.feasible(s.seed + done, self.constraints), s.screen,
                              s.columns) if s.screen else None
         _keep_study_settings(self.study, s, self.run_dir)
         for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
@@ -148,14 +148,14 @@ class Search:
             net = self.space.network(self.space.suggest(trial))
         except ConfigError as e:  # a combination of values the families cannot build
             return {"status": "infeasible", "error": f"invalid network: {e}"}
-        cx = complexity(net, s.resolution, s.num_classes)
-        record = {"config": net.to_json(), **cx.totals()}
+        counts = complexity(net, s.resolution, s.num_classes)
+        record = {"config": net.to_json(), **counts.totals()}
         if not (self.constraints.admits_costs(record)
                 and self.constraints.admits("stages", len(net.stages))):
             return {**record, "status": "infeasible",
                     "error": f"over the limits ({self.constraints})"}
         if self.table is not None:
-            from nas.cost.latency import Timing, predict
+            from nas.latency import Timing, predict
 
             record["latency_ms"] = predict(net, self.table, s.resolution, s.num_classes,
                                            Timing()).total_ms
@@ -448,7 +448,7 @@ def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constrai
 
 
 def _latency_table(s: SearchSettings):
-    from nas.cost.latency import Profile, Table
+    from nas.latency import Profile, Table
 
     profile = Profile()
     return Table(s.latency_table or profile.default_path(), profile)

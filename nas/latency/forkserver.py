@@ -1,6 +1,6 @@
 """Preloaded by the forkserver of latency measurements: the server imports torch and the
 measuring code once, and dies with the process that started it."""
 
-from nas.cost.latency import die_with_parent
+from nas.latency.timing import die_with_parent
 
 die_with_parent()

@@ -1,0 +1,23 @@
+"""Command-line options that several commands share, declared once."""
+
+from __future__ import annotations
+
+import argparse
+
+RESOLUTION, NUM_CLASSES = 224, 1000  # the deployment network's, unless told otherwise
+
+
+def add_input_size(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """``--resolution`` and ``--num-classes`` of the deployment network, the size its costs and
+    budgets are counted at; ``defaults=False`` leaves them None when not given (a resume must
+    tell what was)."""
+    p.add_argument("--resolution", type=int, default=RESOLUTION if defaults else None,
+                   help=f"input size of the deployment network (default {RESOLUTION})")
+    p.add_argument("--num-classes", type=int, default=NUM_CLASSES if defaults else None,
+                   help=f"classes of the deployment network (default {NUM_CLASSES})")
+
+
+def add_space(p: argparse.ArgumentParser, budget_example: str = "400MF") -> None:
+    """``--space`` (required) and ``--budget`` of the commands that draw networks of a space."""
+    p.add_argument("--space", required=True, help="space name in spaces/ or a space YAML file")
+    p.add_argument("--budget", help=f"FLOPs ceiling, e.g. {budget_example}")

@@ -1,0 +1,64 @@
+"""Latency lookup tables: a network's latency predicted as the sum of its units' measured latencies.
+
+Units
+    A unit is one block of :func:`nas.network.layout` (the stem, every block, the head), keyed
+    by a readable signature of its constructor arguments and input size, e.g.
+    ``ResNeXtBlock(w_in=32,w_out=64,stride=2,bot_mul=1.0,group_w=16,se=0.0,shortcut=proj)@56x56``,
+    plus the batch, dtype and memory format it ran with. Whole blocks, not single ops, because
+    the framework runs a block as one call: its Python overhead and the fusion of its ops are in
+    the entry.
+Measurement
+    A unit is timed where it really runs: inside its network, which runs forward pass after pass
+    (``eval()``, ``torch.inference_mode()``, the profile's thread count) after warm-up passes, with
+    a clock read around every unit. So each entry carries the cache state a network leaves it
+    (weights last read one pass ago, the input just written by the unit before, buffers the
+    allocator recycled), which timing a unit alone in a loop misses: blocks timed alone ran 5-20%
+    faster than inside networks here, most of all those with large activations. Missing entries are
+    measured in the network that needs them; entries are shared by every network with the same unit.
+    Each network is measured in a process of its own, forked from a server that has imported torch
+    and run nothing, as a deployed network runs in a process that serves only it: a process that has
+    built and timed 20 networks ran later ones 5-20% slower here, and neither ``gc.collect()`` nor
+    ``malloc_trim`` undid it. Each entry keeps the mean, median and interquartile range of its
+    calls; a measurement whose IQR exceeds ``max_noise`` of the median is repeated (up to
+    ``retries`` times) and the quietest is kept, its IQR recorded as the entry's noise. With one CPU
+    thread the clock is the thread's CPU time, which equals wall time on an idle core but leaves out
+    the time other processes hold it (their cache and memory traffic still counts); with more
+    threads, or on CUDA, it is wall time (synchronized on CUDA).
+Speed
+    A shared machine's speed drifts by 5-10% within minutes (other tenants' load on its caches
+    and memory), so an entry measured a while ago is off by that much today. Each entry keeps
+    the time of a small fixed probe network measured just before it in the same process; a
+    prediction scales every entry by ``probe_ms / entry.probe_ms``, to the table's typical
+    speed (the median probe of its entries) by default, or to the speed a probe shows now.
+    The correction assumes every unit slows down as the probe does, which held for the drift
+    of a quiet shared machine; under heavy load units slow down unevenly (the memory-bound
+    ones more), so ``probe_spread`` is reported by every build and check, and a spread above
+    ``NOISY_SPREAD`` (15%, 1.5 times that drift) is warned about as more than it corrects.
+Prediction
+    The sum of the entries' means: the mean of a network's latency is the sum of its units'
+    means, while per-call times are skewed to the right, so medians add up to less than the
+    network's median (up to 6% less here). ``measure_network`` times the whole network the way a
+    user would (``torch.utils.benchmark.Timer`` on ``net(x)``), the truth ``nas latency check``
+    compares against.
+Allocator
+    glibc returns freed heap memory to the system and maps large blocks afresh, so a forward
+    pass can page-fault its activations in again on every call, at a cost that depends on the
+    whole network's memory peak rather than on its units. Measuring processes keep the heap
+    instead (``mallopt``: no trimming, mapping only above 32 MiB), as a long-running server's
+    allocator does after warm-up, and so do tcmalloc and jemalloc.
+Table file
+    One CSV file per device profile (default ``results/latency/<device>.csv``): ``#`` lines
+    naming the device and its fingerprint, the column line, then one row per entry. Processes
+    append whole rows under an exclusive ``flock`` and never rewrite the file, so concurrent
+    writers lose nothing; when a key appears twice the later row wins. Malformed rows are
+    skipped with a warning naming their lines; the valid rows are kept.
+"""
+
+from nas.latency.prediction import Prediction, check, fill, predict
+from nas.latency.profile import LatencyError, Profile, SpeedWarning, TableWarning
+from nas.latency.table import Entry, Key, Placed, Table, placed_units
+from nas.latency.timing import NOISY_SPREAD, Timing, measure_network, probe_spread, warn_if_noisy
+
+__all__ = ["NOISY_SPREAD", "Entry", "Key", "LatencyError", "Placed", "Prediction", "Profile",
+           "SpeedWarning", "Table", "TableWarning", "Timing", "check", "fill", "measure_network",
+           "placed_units", "predict", "probe_spread", "warn_if_noisy"]

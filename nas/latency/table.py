@@ -1,0 +1,209 @@
+"""Latency-table keys (a unit's signature at its input size, with the run's batch, dtype and
+memory format) and the table file: CSV rows appended under a lock, never rewritten."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import inspect
+import io
+import math
+import os
+import re
+import statistics
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.blocks.base import Unit
+from nas.config import Network
+from nas.cost.complexity import Cx
+from nas.latency.profile import DTYPES, MEMORY_FORMATS, LatencyError, Profile, TableWarning
+from nas.network import layout
+
+COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
+           "probe_ms", "measured_at")
+SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
+
+
+@dataclass(frozen=True)
+class Key:
+    signature: str
+    batch: int
+    dtype: str
+    memory_format: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: Key
+    mean_ms: float
+    median_ms: float
+    iqr_ms: float
+    repeats: int
+    probe_ms: float  # the probe network's time when and where the entry was measured
+    measured_at: str
+
+    def row(self) -> tuple:
+        k = self.key
+        return (k.signature, k.batch, k.dtype, k.memory_format, f"{self.mean_ms:.6g}",
+                f"{self.median_ms:.6g}", f"{self.iqr_ms:.3g}", self.repeats,
+                f"{self.probe_ms:.6g}", self.measured_at)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A unit of a network with the input it gets there (channels, height, width)."""
+
+    name: str
+    unit: Unit
+    shape: tuple[int, int, int]
+
+    def signature(self) -> str:
+        """Every argument of the unit's constructor, defaults applied, but keyword-only options
+        at their default (so tables stay valid as families gain options)."""
+        parameters = inspect.signature(self.unit.cls).parameters
+        bound = inspect.signature(self.unit.cls).bind(**self.unit.kwargs)
+        bound.apply_defaults()
+        args = ",".join(f"{k}={v}" for k, v in bound.arguments.items()
+                        if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
+                                and v == parameters[k].default))
+        return f"{self.unit.cls.__name__}({args})@{self.shape[1]}x{self.shape[2]}"
+
+    def key(self, profile: Profile) -> Key:
+        return Key(self.signature(), profile.batch, profile.dtype, profile.memory_format)
+
+
+def placed_units(config: Network, resolution: int = 224, num_classes: int = 1000) -> list[Placed]:
+    """The units of a network in order, each with its input size."""
+    cx = Cx(resolution, resolution)
+    placed = []
+    for name, unit in layout(config, num_classes):
+        placed.append(Placed(name, unit, (unit.kwargs.get("w_in", 3), cx.h, cx.w)))
+        unit.complexity(cx)
+    return placed
+
+
+class Table:
+    """The entries of one device profile, read from and appended to its CSV file."""
+
+    def __init__(self, path: str | Path, profile: Profile):
+        self.path = Path(path)
+        self.profile = profile
+        self.entries: dict[Key, Entry] = {}
+        self._offset = 0  # bytes of the file read so far
+        self._lines = 0
+        self.measured_on: str | None = None  # the file's fingerprint, once read
+        self.refresh()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: Key) -> Entry | None:
+        return self.entries.get(key)
+
+    def typical_probe_ms(self) -> float:
+        """The median probe time of the entries measured with this table's profile: the speed
+        predictions are given at unless told otherwise."""
+        p = self.profile
+        probes = [e.probe_ms for k, e in self.entries.items()
+                  if (k.batch, k.dtype, k.memory_format) == (p.batch, p.dtype, p.memory_format)]
+        if not probes:
+            raise LatencyError(f"{self.path}: no entries for batch {p.batch}, {p.dtype}, "
+                               f"{p.memory_format}")
+        return statistics.median(probes)
+
+    def refresh(self) -> None:
+        """Read the rows other processes appended since the last read."""
+        try:
+            with open(self.path, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_SH)
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]  # a torn last line waits for its end
+        lines = complete.decode("utf-8", errors="replace").splitlines()
+        if self._offset == 0 and lines:
+            lines = self._read_header(lines)
+        self._offset += len(complete)
+        self._read_rows(lines)
+        self._lines += len(lines)
+
+    def _read_header(self, lines: list[str]) -> list[str]:
+        meta = {}
+        while lines and lines[0].startswith("#"):
+            name, _, value = lines.pop(0)[1:].partition(":")
+            meta[name.strip()] = value.strip()
+            self._lines += 1
+        if not lines or lines[0] != ",".join(COLUMNS):
+            raise LatencyError(f"{self.path}: not a latency table: expected the column line "
+                               f"'{','.join(COLUMNS)}' after its '#' lines")
+        self._lines += 1
+        fingerprint = self.measured_on = meta.get("fingerprint", "an unknown device")
+        if fingerprint != self.profile.fingerprint():
+            warnings.warn(f"{self.path} was measured on '{fingerprint}', this is "
+                          f"'{self.profile.fingerprint()}': its entries may not hold here",
+                          TableWarning, stacklevel=3)
+        return lines[1:]
+
+    def _read_rows(self, lines: list[str]) -> None:
+        bad = []
+        for i, line in enumerate(lines, self._lines + 1):
+            try:
+                entry = parse_row(line)
+            except ValueError:
+                bad.append(i)
+                continue
+            self.entries[entry.key] = entry
+        if bad:
+            shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+            warnings.warn(f"{self.path}: skipped {len(bad)} malformed row(s) at line(s) {shown}; "
+                          f"the {len(self.entries)} valid entries are used", TableWarning,
+                          stacklevel=3)
+
+    def add(self, entries: Iterable[Entry]) -> None:
+        """Append entries to the file (creating it with its header) and to this table; never
+        to a table measured on another device, whose entries they would mix with."""
+        entries = list(entries)
+        if self.measured_on not in (None, self.profile.fingerprint()):
+            raise LatencyError(f"{self.path} was measured on '{self.measured_on}': entries "
+                               f"measured on '{self.profile.fingerprint()}' do not belong in it; "
+                               f"use a table of this device (--latency-table)")
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(e.row() for e in entries)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                f.write(self._header().encode())
+            else:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")  # end a row torn by a crashed writer: it reads as malformed
+            f.write(out.getvalue().encode())
+        self.refresh()
+
+    def _header(self) -> str:
+        return (f"# nas latency table: per-unit latency in milliseconds (nas/latency)\n"
+                f"# device: {self.profile.name()}\n"
+                f"# fingerprint: {self.profile.fingerprint()}\n" + ",".join(COLUMNS) + "\n")
+
+
+def parse_row(line: str) -> Entry:
+    """An entry from one CSV line; ValueError if it is not a well-formed row."""
+    fields_ = next(csv.reader([line]), [])
+    if len(fields_) != len(COLUMNS):
+        raise ValueError(line)
+    signature, batch, dtype, memory_format, mean, median, iqr, repeats, probe, at = fields_
+    entry = Entry(Key(signature, int(batch), dtype, memory_format), float(mean), float(median),
+                  float(iqr), int(repeats), float(probe), at)
+    times = (entry.mean_ms, entry.median_ms, entry.probe_ms)
+    valid = (SIGNATURE.match(signature) and entry.key.batch >= 1 and dtype in DTYPES
+             and memory_format in MEMORY_FORMATS and all(0 < x < math.inf for x in times)
+             and 0 <= entry.iqr_ms < math.inf and entry.repeats >= 1 and at)
+    if not valid:
+        raise ValueError(line)
+    return entry
