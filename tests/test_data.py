@@ -1,13 +1,25 @@
-"""CIFAR-10 sources, cache, splits and tensor augmentation, on small data written here."""
+"""CIFAR-10 sources, download, cache, splits and tensor augmentation, on small data written
+here; downloads come from a server on 127.0.0.1, never from the internet."""
 
+import hashlib
+import http.server
+import io
 import os
 import pickle
+import signal
+import socket
+import tarfile
+import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from nas.cli import main
+from nas.config import Network
 from nas.evaluate import data
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -22,16 +34,23 @@ def random_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_batches(root, per_batch: int = 20, seed: int = 0) -> dict[str, np.ndarray]:
-    """The python batches format (five training batches and a test batch) under root."""
+    """The python batches format (five training batches, a test batch and batches.meta, pickled
+    dicts with bytes keys as in the official archive) under root."""
     folder = root / data.BATCHES
     folder.mkdir(parents=True)
     parts = {}
     for i, name in enumerate((*data.TRAIN_FILES, "test_batch")):
         images, labels = random_images(per_batch, seed + i)
         flat = images.transpose(0, 3, 1, 2).reshape(per_batch, -1)
+        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": flat,
+                 b"filenames": [f"{name}_{j}.png".encode() for j in range(per_batch)]}
         with open(folder / name, "wb") as f:
-            pickle.dump({b"data": flat, b"labels": labels.tolist()}, f)
+            pickle.dump(batch, f)
         parts[name] = (images, labels)
+    meta = {b"num_cases_per_batch": per_batch, b"num_vis": 3072,
+            b"label_names": [c.encode() for c in CLASSES]}
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f)
     train = [parts[name] for name in data.TRAIN_FILES]
     return {"train_images": np.concatenate([p[0] for p in train]),
             "train_labels": np.concatenate([p[1] for p in train]),
@@ -117,18 +136,171 @@ def test_cache_is_invalidated_when_the_source_changes(tmp_path, cache):
     assert len(list(cache.iterdir())) == 2
 
 
-@pytest.mark.parametrize("where", [None, "empty"])
-def test_missing_data_is_one_clear_error(tmp_path, where):
-    root = None if where is None else tmp_path / where
-    with pytest.raises(data.DataError, match="--data DIR or the NAS_DATA .* --download"):
-        data.load(root)
+def archive_of(folder: Path) -> bytes:
+    """``folder`` as a .tar.gz holding it under the official archive's folder name."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname=data.BATCHES)
+    return buffer.getvalue()
 
 
-def test_corrupt_batch_is_a_data_error(tmp_path):
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A small CIFAR-10 archive served on 127.0.0.1, with NAS_CIFAR10_URL and NAS_CIFAR10_MD5
+    pointing at it. ``requests`` counts the downloads; ``halfway`` runs in the server when half
+    the archive is sent."""
+    expected = write_batches(tmp_path / "made")
+    archive = archive_of(tmp_path / "made" / data.BATCHES)
+    state = SimpleNamespace(expected=expected, requests=[], halfway=lambda: None)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            state.requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(archive)))
+            self.end_headers()
+            half = len(archive) // 2
+            self.wfile.write(archive[:half])
+            state.halfway()
+            try:
+                self.wfile.write(archive[half:])
+            except (BrokenPipeError, ConnectionResetError):  # the client was interrupted
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_port}/{Path(data.URL).name}"
+    monkeypatch.setenv("NAS_CIFAR10_URL", state.url)
+    monkeypatch.setenv("NAS_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_without_a_folder_the_first_load_downloads_and_later_ones_do_not(served, capsys):
+    loaded = data.load()
+    for name, array in served.expected.items():
+        np.testing.assert_array_equal(getattr(loaded, name), array)
+    assert "CIFAR-10 downloaded to" in capsys.readouterr().err
+    again = data.load()
+    assert isinstance(again.train_images, np.memmap)
+    assert len(served.requests) == 1
+    assert [p.name for p in data.download_dir().iterdir()] == [data.BATCHES]
+
+
+def test_an_unreachable_server_is_one_line_and_leaves_nothing(monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/{Path(data.URL).name}"
+    monkeypatch.setenv("NAS_CIFAR10_URL", url)
+    with pytest.raises(data.DataError) as error:
+        data.load()
+    message = str(error.value)
+    assert message.startswith(f"could not download CIFAR-10 from {url} (")
+    assert "--data DIR or the NAS_DATA" in message and "\n" not in message
+    assert list(data.download_dir().iterdir()) == []
+
+
+def test_a_wrong_md5_removes_the_archive(served, monkeypatch):
+    monkeypatch.setenv("NAS_CIFAR10_MD5", "0" * 32)
+    with pytest.raises(data.DataError, match=f"{served.url} is corrupt .* was removed"):
+        data.load()
+    assert list(data.download_dir().iterdir()) == []
+
+
+def test_an_interrupted_download_leaves_nothing_and_the_next_load_completes(served):
+    main_thread = threading.main_thread().ident
+    served.halfway = lambda: signal.pthread_kill(main_thread, signal.SIGINT)  # Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        data.load()
+    assert list(data.download_dir().iterdir()) == []
+    served.halfway = lambda: None
+    np.testing.assert_array_equal(data.load().test_images, served.expected["test_images"])
+
+
+def test_concurrent_first_loads_both_get_the_data(served):
+    served.halfway = threading.Barrier(2, timeout=30).wait  # both downloads are under way
+    results = [None, None]
+
+    def load(i):
+        results[i] = data.load()
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(served.requests) == 2
+    for result in results:
+        np.testing.assert_array_equal(result.train_images, served.expected["train_images"])
+    assert [p.name for p in data.download_dir().iterdir()] == [data.BATCHES]
+
+
+@pytest.mark.parametrize("how", ["argument", "NAS_DATA"])
+def test_a_given_folder_without_data_is_an_error_and_not_downloaded_into(tmp_path, served,
+                                                                         monkeypatch, how):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    if how == "NAS_DATA":
+        monkeypatch.setenv("NAS_DATA", str(empty))
+    with pytest.raises(data.DataError) as error:
+        data.load(empty if how == "argument" else None)
+    message = str(error.value)
+    assert message.startswith(f"{empty}: no CIFAR-10 found there; ")
+    assert "--data DIR or the NAS_DATA" in message and "--download" not in message
+    assert served.requests == [] and list(empty.iterdir()) == []
+
+
+def test_search_with_an_empty_data_folder_does_not_suggest_an_option_it_lacks(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["search", "--signal", "proxy", "--data", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "no CIFAR-10 found there" in err and "--download" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_downloads_into_a_given_folder_when_asked(tmp_path, served, capsys):
+    tiny = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
+        {"block": "resnext", "depth": 1, "width": 16, "group_w": 8}]})
+    tiny.save(tmp_path / "tiny.yaml")
+    code = main(["train", str(tmp_path / "tiny.yaml"), "--data", str(tmp_path / "cifar"),
+                 "--download", "--epochs", "1", "--train-images", "50", "--val-images", "20",
+                 "--batch-size", "10", "--threads", "1", "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "cifar" / data.BATCHES / "test_batch").exists()
+    assert len(served.requests) == 1
+
+
+def test_a_corrupt_batch_is_named_with_the_remedy(tmp_path):
     write_batches(tmp_path)
     (tmp_path / data.BATCHES / "data_batch_3").write_bytes(b"not a pickle")
-    with pytest.raises(data.DataError, match="data_batch_3: corrupt"):
+    with pytest.raises(data.DataError, match="data_batch_3: corrupt .*; replace it with an "
+                                             "intact copy$"):
         data.load(tmp_path)
+
+
+def test_a_corrupt_image_is_named_and_no_download_is_suggested(tmp_path):
+    write_folder(tmp_path / "cifar")
+    bad = tmp_path / "cifar" / "train" / "cat" / "0010.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(data.DataError) as error:
+        data.load(tmp_path / "cifar")
+    message = str(error.value)
+    assert message.startswith(f"{bad}: unreadable 32x32 image (")
+    assert message.endswith("; replace it with an intact copy") and "download" not in message
+
+
+def test_a_corrupt_batch_of_the_cached_copy_asks_to_delete_it(served):
+    data.load()
+    (data.download_dir() / data.BATCHES / "data_batch_2").write_bytes(b"not a pickle")
+    with pytest.raises(data.DataError, match=f"; delete {data.download_dir()} to download "
+                                             "CIFAR-10 again$"):
+        data.load()
 
 
 def test_stratified_split_is_balanced_disjoint_and_nested():

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import wait_for
 
 from nas.cli import main
 from nas.config import Network
@@ -205,7 +206,8 @@ def test_a_network_that_fits_is_built():
 
 @needs_data
 def test_a_stale_lock_is_taken_over_and_a_held_one_names_its_owner(tmp_path):
-    from nas.search.runner import SearchError, own_run_folder
+    from nas.search.runner import own_run_folder
+    from nas.search.study import SearchError
 
     run = fake_run(tmp_path / "r")
     write(run / "lock", "999999\n")  # a killed owner's pid: the kernel dropped its lock
@@ -230,7 +232,7 @@ time.sleep(60)
 
 @needs_data
 def test_a_run_yaml_edited_to_another_study_is_refused(tmp_path):
-    from nas.search.runner import Search, SearchError
+    from nas.search.study import Search, SearchError
 
     settings = SearchSettings(objectives=("accuracy", "flops"))
     Search(settings, tmp_path).open_study()
@@ -245,13 +247,6 @@ def search(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "search.py", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, start_new_session=True, **popen)
-
-
-def wait_for(condition, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.5)
 
 
 def session_processes(sid: int) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import wait_for
 
 from nas.cli import main
 from nas.config import Network
@@ -135,15 +136,17 @@ def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
                                 "--out", str(run)], cwd=Path(__file__).parent.parent,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (run / "trials.csv").exists():
-            before = pd.read_csv(run / "trials.csv")
-            if (before["status"] == "complete").sum() >= 2:
-                break
-        time.sleep(0.5)
+
+    def two_complete() -> bool:
+        try:
+            return (pd.read_csv(run / "trials.csv")["status"] == "complete").sum() >= 2
+        except (FileNotFoundError, pd.errors.EmptyDataError):
+            return False
+
+    wait_for(two_complete)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    before = pd.read_csv(run / "trials.csv")
     before = before[before["status"] == "complete"].set_index("trial_id")
     assert len(before) >= 2
 
@@ -194,8 +197,8 @@ def test_missing_data_is_one_line(capsys, tmp_path):
 
 def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
     """A failed training is recorded with its reason and the study goes on (no Ray)."""
-    from nas.search.runner import Running, Search
     from nas.search.settings import SearchSettings
+    from nas.search.study import Running, Search
 
     if not DATA:
         pytest.skip("NAS_DATA is not set")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "write a run's chosen network as standalone PyTorch code"
+HELP = "write a run's chosen network as standalone PyTorch code or as ONNX"
+FORMATS = {"py": "model.py", "onnx": "model.onnx"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,8 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--pick", default="knee", choices=("accuracy", "latency", "flops", "knee"),
                        help="the front's most accurate, fastest, smallest, or its knee "
                             "(default knee)")
-    p.add_argument("-o", "--output", type=Path, default=Path("model.py"),
-                   help="the Python file (default model.py); the YAML config goes beside it")
+    p.add_argument("--format", choices=FORMATS, default="py",
+                   help="py: standalone PyTorch code (default); onnx: an ONNX file with a "
+                        "dynamic batch, checked in ONNX Runtime (needs the onnx extra)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="the file to write (default model.py or model.onnx); the YAML config "
+                        "goes beside it, and for a RegNet its pycls config (.pycls.yaml)")
     p.add_argument("--force", action="store_true",
                    help="overwrite the Python file and the files beside it if they exist")
     p.add_argument("--weights", action="store_true",
@@ -43,8 +48,39 @@ def run(args: argparse.Namespace) -> int:
             raise RunError(f"{weights}: no saved weights for trial {trial}")
         config = proxy_network(config, run.settings.proxy.width_mult)
         num_classes, state = NUM_CLASSES, load_weights(weights, config, NUM_CLASSES)
-    for path in write_export(config, args.output, num_classes, state, title, args.force):
-        print(f"wrote {path}")
+    output = args.output or Path(FORMATS[args.format])
+    if args.format == "onnx":
+        from nas.onnx_export import write_onnx
+
+        resolution = 32 if args.weights else run.settings.resolution
+        difference = write_onnx(config, output, num_classes, state, resolution, args.force)
+        config.save(output.with_suffix(".yaml"))
+        print(f"wrote {output} (ONNX Runtime matches PyTorch within {difference:.2g})")
+        print(f"wrote {output.with_suffix('.yaml')}")
+    else:
+        for path in write_export(config, output, num_classes, state, title, args.force):
+            print(f"wrote {path}")
+    pycls = None if args.weights else _pycls(run, row, config, num_classes)
+    if pycls is not None:
+        from nas.onnx_export import write_pycls
+
+        write_pycls(output.with_suffix(".pycls.yaml"), pycls)
+        print(f"wrote {output.with_suffix('.pycls.yaml')}")
     print(f"trial {trial}: accuracy {row['accuracy']:.2f}, flops {int(row['flops']):,}, "
           f"params {int(row['params']):,}")
     return 0
+
+
+def _pycls(run, row, config, num_classes: int):
+    """The pycls config of a trial of a RegNet space, from its values and the fixed settings."""
+    from nas.onnx_export import pycls_config
+    from nas.spaces import load_space
+
+    try:
+        space = load_space(run.settings.space)
+    except Exception:  # the space file moved or changed since the run: no pycls config
+        return None
+    if space.generator != "regnet":
+        return None
+    values = {**space.fixed, **{p.name: row[p.name] for p in space.params if p.name in row}}
+    return pycls_config(config, values, num_classes)

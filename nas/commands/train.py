@@ -21,9 +21,10 @@ SETTINGS = (  # flag, type, help; each default is ProxySettings's
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="network config YAML")
     p.add_argument("--data", metavar="DIR",
-                   help="CIFAR-10 folder (python batches or ImageFolder); default $NAS_DATA")
+                   help="CIFAR-10 folder (python batches or ImageFolder); default $NAS_DATA, "
+                        "else a copy downloaded into the cache on first use")
     p.add_argument("--download", action="store_true",
-                   help="download CIFAR-10 into the data folder if it is not there")
+                   help="download CIFAR-10 into the --data folder if it is not there")
     add_proxy_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -31,16 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_proxy_arguments(p: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
     """The proxy-training settings as options (``nas train``, ``nas search``)."""
+    from nas.evaluate.settings import ProxySettings  # no torch: --help stays fast
+
+    defaults = ProxySettings()
     for flag, kind, text in SETTINGS:
         if flag not in leave_out:
-            p.add_argument(f"--{flag}", type=kind, help=f"{text} (default: the proxy's)")
+            default = getattr(defaults, flag.replace("-", "_"))
+            p.add_argument(f"--{flag}", type=kind, help=f"{text} (default {default})")
 
 
 def proxy_settings(args: argparse.Namespace):
     """ProxySettings with the options given on the command line."""
     import dataclasses
 
-    from nas.evaluate.proxy import ProxySettings
+    from nas.evaluate.settings import ProxySettings
 
     changes = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_"), None)
                for flag, _, _ in SETTINGS}

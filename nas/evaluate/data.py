@@ -1,11 +1,16 @@
-"""CIFAR-10 for the proxy: sources, a decoded uint8 cache, fixed splits and tensor batches.
+"""CIFAR-10 for the proxy: sources, a download on first use, a decoded uint8 cache, fixed
+splits and tensor batches.
 
-Three sources give the same arrays: the python batches folder (``cifar-10-batches-py``, what
-torchvision downloads), an ImageFolder tree of images (``train/<class>/*.jpg``,
-``test/<class>/*.jpg``, labels in sorted folder order) and, only when asked, a download from
-the official address, checked against its published MD5. A source is decoded once into ``.npy``
-arrays under the cache directory (``NAS_CACHE``, else ``~/.cache/nas``), keyed by the source's
-path and its files' sizes and modification times; later loads memory-map them.
+Two sources give the same arrays: the python batches folder (``cifar-10-batches-py``, what
+torchvision downloads) and an ImageFolder tree of images (``train/<class>/*.jpg``,
+``test/<class>/*.jpg``, labels in sorted folder order). The data is read from the folder the
+caller names, else from ``NAS_DATA``, else from ``downloads/`` in the cache directory
+(``NAS_CACHE``, else ``~/.cache/nas``), where the first load downloads the official archive,
+checks its MD5 and unpacks it. A folder the user names is downloaded into only when asked.
+``NAS_CIFAR10_URL`` replaces the archive's address (a mirror) and ``NAS_CIFAR10_MD5`` its
+expected MD5 (another archive, such as the tests' own). A source is decoded once into ``.npy``
+arrays under the cache directory, keyed by the source's path and its files' sizes and
+modification times; later loads memory-map them.
 
 Proxy-train and proxy-validation subsets are both drawn, stratified and seeded, from the
 training split: the test split stays untouched for final reporting. Batches are cut from
@@ -15,11 +20,14 @@ in-memory tensors and augmented on tensors (padded random crop, horizontal flip)
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -27,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from nas.errors import NasError
 
@@ -37,9 +46,9 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
-HOW_TO_SUPPLY = ("give the folder with --data DIR or the NAS_DATA environment variable "
-                 f"(a '{BATCHES}' folder or an ImageFolder tree with train/ and test/), "
-                 "or pass --download to fetch it")
+TIMEOUT = 60  # seconds without a byte before a download gives up
+HOW_TO_SUPPLY = (f"give a folder holding it (a '{BATCHES}' folder or an ImageFolder tree with "
+                 "train/ and test/) with --data DIR or the NAS_DATA environment variable")
 
 
 class DataError(NasError):
@@ -57,16 +66,16 @@ class Cifar10:
 
 
 def load(root: str | Path | None = None, download: bool = False) -> Cifar10:
-    """CIFAR-10 from ``root`` (else ``NAS_DATA``), decoded through the cache."""
-    root = root or os.environ.get("NAS_DATA")
-    if not root:
-        raise DataError(f"no CIFAR-10 location given: {HOW_TO_SUPPLY}")
-    root = Path(root).expanduser()
-    if download and _find(root) is None:
+    """CIFAR-10 from ``root``, else ``NAS_DATA``, else the download folder (filled on first use;
+    ``download`` fills a given folder too), decoded through the cache."""
+    given = root or os.environ.get("NAS_DATA")
+    root = Path(given).expanduser() if given else download_dir()
+    if _find(root) is None and (download or not given):
         fetch(root)
     found = _find(root)
     if found is None:
-        raise DataError(f"{root}: no CIFAR-10 found there: {HOW_TO_SUPPLY}")
+        raise DataError(f"{root}: no CIFAR-10 found there; {HOW_TO_SUPPLY}, or give neither to "
+                        "download it into the cache")
     source, kind = found
     files = _source_files(source, kind)
     entry = cache_dir() / f"cifar10-{_key(source, files)}"
@@ -93,23 +102,54 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NAS_CACHE") or Path.home() / ".cache" / "nas")
 
 
+def download_dir() -> Path:
+    """Where CIFAR-10 is downloaded when no folder is given."""
+    return cache_dir() / "downloads"
+
+
 def fetch(root: Path) -> None:
-    """Download the python batches into ``root`` and check the archive's MD5."""
+    """Download the archive, check its MD5 and unpack the python batches into ``root``.
+
+    Everything happens in a temporary folder of this process inside ``root`` and the batches
+    folder is renamed into place at the end: an interrupted download leaves nothing that counts
+    as data, and concurrent downloads do not mix."""
+    url = os.environ.get("NAS_CIFAR10_URL") or URL
+    md5 = os.environ.get("NAS_CIFAR10_MD5") or MD5
     root.mkdir(parents=True, exist_ok=True)
-    archive = root / Path(URL).name
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        archive = Path(tmp) / Path(URL).name
+        digest = _download(url, archive)
+        if digest != md5:
+            raise DataError(f"download of {url} is corrupt (MD5 {digest}, expected {md5}) and "
+                            "was removed; run again to retry")
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            (Path(tmp) / BATCHES).rename(root / BATCHES)
+        except OSError:  # a concurrent download finished first, or a broken copy is in the way
+            if _find(root) is None:
+                raise DataError(f"{root / BATCHES}: incomplete; {_mend(root / BATCHES)}") \
+                    from None
+    print(f"CIFAR-10 downloaded to {root / BATCHES} (MD5 checked)", file=sys.stderr)
+
+
+def _download(url: str, path: Path) -> str:
+    """Copy ``url`` to ``path`` with a progress bar on stderr; the MD5 of what arrived."""
+    md5 = hashlib.md5()
     try:
-        urllib.request.urlretrieve(URL, archive)
-    except OSError as e:
-        archive.unlink(missing_ok=True)
-        raise DataError(f"download of {URL} failed ({e}): {HOW_TO_SUPPLY}") from None
-    digest = hashlib.md5(archive.read_bytes()).hexdigest()
-    if digest != MD5:
-        archive.unlink()
-        raise DataError(f"download of {URL} is corrupt (MD5 {digest}, expected {MD5}); "
-                        "try --download again")
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="data")
-    archive.unlink()
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as out, \
+                tqdm(total=int(response.headers.get("Content-Length", 0)) or None, unit="B",
+                     unit_scale=True, unit_divisor=1024, desc="CIFAR-10", leave=False,
+                     file=sys.stderr) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                md5.update(chunk)
+                bar.update(len(chunk))
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        reason = e.reason if type(e) is urllib.error.URLError else e  # not "<urlopen error ...>"
+        raise DataError(f"could not download CIFAR-10 from {url} ({reason}); {HOW_TO_SUPPLY}") \
+            from None
+    return md5.hexdigest()
 
 
 def _find(root: Path) -> tuple[Path, str] | None:
@@ -127,9 +167,16 @@ def _source_files(source: Path, kind: str) -> list[Path]:
         files = [source / name for name in (*TRAIN_FILES, "test_batch")]
         missing = [f.name for f in files if not f.exists()]
         if missing:
-            raise DataError(f"{source}: missing {', '.join(missing)}: {HOW_TO_SUPPLY}")
+            raise DataError(f"{source}: missing {', '.join(missing)}; {_mend(source)}")
         return files
     return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _mend(path: Path) -> str:
+    """How to mend a missing or corrupt file of the data: download again or replace it."""
+    if path.is_relative_to(download_dir()):
+        return f"delete {download_dir()} to download CIFAR-10 again"
+    return "replace it with an intact copy"
 
 
 def _key(source: Path, files: list[Path]) -> str:
@@ -151,7 +198,7 @@ def _decode_batches(source: Path, files: list[Path]) -> dict[str, np.ndarray]:
                 images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
                 labels.append(np.asarray(batch[b"labels"], np.int64))
             except Exception as e:
-                raise DataError(f"{path}: corrupt CIFAR-10 batch ({e}): {HOW_TO_SUPPLY}") \
+                raise DataError(f"{path}: corrupt CIFAR-10 batch ({e}); {_mend(path)}") \
                     from None
         return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
@@ -166,7 +213,7 @@ def _decode_folder(source: Path, files: list[Path]) -> dict[str, np.ndarray]:
 
     classes = sorted(p.name for p in (source / "train").iterdir() if p.is_dir())
     if len(classes) != 10:
-        raise DataError(f"{source / 'train'}: expected 10 class folders, found {len(classes)}: "
+        raise DataError(f"{source / 'train'}: expected 10 class folders, found {len(classes)}; "
                         f"{HOW_TO_SUPPLY}")
     arrays = {}
     for split in ("train", "test"):
@@ -177,7 +224,7 @@ def _decode_folder(source: Path, files: list[Path]) -> dict[str, np.ndarray]:
                 with Image.open(path) as im:
                     images[i] = np.asarray(im.convert("RGB"))
             except Exception as e:
-                raise DataError(f"{path}: unreadable 32x32 image ({e}): {HOW_TO_SUPPLY}") \
+                raise DataError(f"{path}: unreadable 32x32 image ({e}); {_mend(path)}") \
                     from None
         try:
             labels = [classes.index(p.parent.name) for p in paths]

@@ -1,0 +1,258 @@
+"""The study of a search: Optuna asks, analytic limits reject, signals score, Optuna learns.
+
+The Optuna study lives in an append-only journal file in the run folder, so a run killed at
+any point (even ``kill -9``) keeps every told trial; reopening it re-queues the trials that were
+running. Every trial's record (costs, config, result, timings) is a user attribute of its Optuna
+trial, and the tables of the run folder are rewritten from the study as trials end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from nas.errors import ConfigError, NasError, excerpt
+from nas.evaluate.data import load
+from nas.evaluate.ranking import SIGNALS, features
+from nas.evaluate.zero_cost import SCORES
+from nas.network import complexity
+from nas.search.pareto import OBJECTIVES
+from nas.search.results import status, write_run_yaml, write_tables
+from nas.search.screen import Screen
+from nas.search.settings import SearchSettings
+from nas.spaces import Constraints, constraints_for, load_space
+
+MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
+TABLES_EVERY = 2.0  # seconds between rewrites of the run's tables while trials end
+NOTHING_MEASURED = {"status": "ok", "reason": ""}  # the measurement of an analytic signal
+
+
+class SearchError(NasError):
+    """A search that cannot go on (every trial failing, a space the limits exclude)."""
+
+
+@dataclass
+class Running:
+    trial: optuna.trial.Trial
+    actor: Any
+    submitted: float
+
+
+@dataclass
+class Search:
+    settings: SearchSettings
+    run_dir: Path
+    study: optuna.Study = field(init=False)
+    tables_written: float = 0.0  # when the run's tables were last rewritten
+
+    def __post_init__(self):
+        s = self.settings.check()
+        self.space = load_space(s.space)
+        self.limits = s.limits()
+        self.constraints = _with_limits(
+            constraints_for(self.space, s.budget, s.band, s.resolution, s.num_classes),
+            self.limits)
+        next(self.space.feasible(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
+        if SIGNALS[s.signal].needs_measurement:
+            load(s.data)  # a missing or corrupt data set fails here, before Ray starts
+        self.table = _latency_table(s) if s.uses_latency() else None
+
+    # --- the study ------------------------------------------------------------------------
+
+    def open_study(self) -> None:
+        s = self.settings
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        journal = self.run_dir / "study.journal"
+        resuming = journal.exists()
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        done = len(optuna.load_study(study_name="search", storage=storage).trials) \
+            if resuming else 0
+        self.study = optuna.create_study(
+            study_name="search", storage=storage, load_if_exists=True,
+            directions=["maximize" if OBJECTIVES[c] else "minimize" for c in s.columns],
+            sampler=_sampler(s.sampler, s.seed + done, s.trials))
+        self.screen = Screen(self.space.feasible(s.seed + done, self.constraints), s.screen,
+                             s.columns) if s.screen else None
+        _keep_study_settings(self.study, s, self.run_dir)
+        for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
+        trials = self.study.get_trials(deepcopy=False)
+        requeued = {t.user_attrs.get("requeued_from") for t in trials}
+        for trial in trials:
+            if status(trial) in ("interrupted", "stopped") and trial.number not in requeued:
+                self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+        write_run_yaml(self.run_dir, s)
+
+    def trained(self) -> int:
+        """Trials that reached training: complete, failed, or running now."""
+        return count_status(self.study, "complete", "failed", "running")
+
+    # --- one candidate --------------------------------------------------------------------
+
+    def propose(self) -> optuna.trial.Trial:
+        """Ask for candidates until one is within every limit; record the rejected ones. With
+        a screen, a candidate is the screen's choice where it has one (``nas.search.screen``)."""
+        start = time.time()
+        for _ in range(MAX_REJECTED):
+            self._screen()
+            trial = self.study.ask()
+            record = self.cost(trial)
+            for key, value in record.items():
+                trial.set_user_attr(key, value)
+            # Relative excess over each limit (unknown counts as over), and 1 for a candidate
+            # the space's own constraints or an invalid combination rejected.
+            violations = {c: record[c] / limit - 1 if c in record else 1.0
+                          for c, limit in self.limits.items()}
+            violations["space"] = float(record["status"] == "infeasible"
+                                        and all(v <= 0 for v in violations.values()))
+            for column, v in violations.items():
+                trial.set_constraint(column, v)
+            if record["status"] == "running":
+                trial.set_user_attr("propose_seconds", time.time() - start)
+                return trial
+            self.study.tell(trial, [0.0 if OBJECTIVES[c] else record.get(c, math.inf)
+                                    for c in self.settings.columns])
+        raise SearchError(f"{MAX_REJECTED} candidates in a row were over the limits "
+                          f"({self.constraints}); loosen them")
+
+    def _screen(self) -> None:
+        """Queue the screen's choice as the next trial, unless trials wait to be re-run."""
+        if self.screen is None or self.study.get_trials(deepcopy=False,
+                                                         states=(TrialState.WAITING,)):
+            return
+        scored = [t.user_attrs for t in self.study.get_trials(deepcopy=False)
+                  if status(t) == "complete"]
+        values = self.screen.choose(scored)
+        if values is not None:
+            self.study.enqueue_trial(self.space.asked(values), user_attrs={"screened": True})
+
+    def cost(self, trial: optuna.trial.Trial) -> dict[str, Any]:
+        """The candidate's config and analytic costs; status 'infeasible' if over a limit."""
+        s = self.settings
+        try:
+            net = self.space.network(self.space.suggest(trial))
+        except ConfigError as e:  # a combination of values the families cannot build
+            return {"status": "infeasible", "error": f"invalid network: {e}"}
+        counts = complexity(net, s.resolution, s.num_classes)
+        record = {"config": net.to_json(), **counts.totals()}
+        if not (self.constraints.admits_costs(record)
+                and self.constraints.admits("stages", len(net.stages))):
+            return {**record, "status": "infeasible",
+                    "error": f"over the limits ({self.constraints})"}
+        if self.table is not None:
+            from nas.latency import Timing, predict
+
+            record["latency_ms"] = predict(net, self.table, s.resolution, s.num_classes,
+                                           Timing()).total_ms
+            if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
+                return {**record, "status": "infeasible", "error": "over the latency budget"}
+        return {**record, "status": "running"}
+
+    def interrupt(self, trials: list) -> None:
+        """Record the trials a Ctrl-C or SIGTERM cut off as interrupted (a resumed run trains
+        them again)."""
+        for trial in trials:
+            if trial is not None:
+                self.study.tell(trial, state=TrialState.FAIL)
+
+    def stop(self, run: Running) -> None:
+        """Record a candidate cut off by the time budget; a resumed run trains it again."""
+        run.trial.set_user_attr("status", "stopped")
+        run.trial.set_user_attr("error", "time budget reached")
+        self.study.tell(run.trial, state=TrialState.FAIL)
+
+    def finish(self, run: Running, result: dict[str, Any] | None, error: str = "",
+               weights: dict | None = None) -> None:
+        """Tell the study how a scored candidate did, save its weights, and rewrite the tables
+        if they are TABLES_EVERY seconds old (the journal has every trial at once)."""
+        trial, wall = run.trial, time.time() - run.submitted
+        attrs = {"wall_seconds": wall, "submitted_at": run.submitted}
+        if result is not None:
+            attrs.update(measured_attrs(result, wall))
+            error = result["reason"]
+        status = "failed" if error else "complete"
+        for key, value in {**attrs, "status": status, "error": error}.items():
+            trial.set_user_attr(key, value)
+        if error:
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            if weights is not None:
+                import torch
+
+                (self.run_dir / "weights").mkdir(exist_ok=True)
+                torch.save(weights, self.run_dir / "weights" / f"trial_{trial.number}.pt")
+            ranking = SIGNALS[self.settings.signal]
+            measured = {**trial.user_attrs, **result, "proxy": result.get("top1", math.nan)}
+            trial.set_user_attr("accuracy", ranking.score(features(measured, ranking.features)))
+            self.study.tell(trial, [trial.user_attrs[c] for c in self.settings.columns])
+        if time.time() - self.tables_written > TABLES_EVERY:
+            self.write_tables()
+
+    def write_tables(self) -> None:
+        write_tables(self.run_dir, self.study, self.settings)
+        self.tables_written = time.time()
+
+
+def measured_attrs(result: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The trial attributes of a measurement (``nas.evaluate.signal.measure``): zero-cost
+    scores, and the proxy training's accuracy, losses and timings where it was trained."""
+    attrs = {k: result[k] for k in (*SCORES, "score_seconds") if k in result}
+    if "top1" in result:
+        attrs.update(proxy_accuracy=result["top1"], val_loss=result["loss"], sotl=result["sotl"],
+                     train_seconds=result["seconds"], images_per_second=result["images_per_second"],
+                     proxy_flops=result["flops"])
+    spent = attrs.get("train_seconds", 0.0) + attrs.get("score_seconds", 0.0)
+    return {**attrs, "overhead_seconds": wall - spent}
+
+
+def count_status(study: optuna.Study, *statuses: str) -> int:
+    return sum(status(t) in statuses for t in study.get_trials(deepcopy=False))
+
+
+def _sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, trials // 4)),
+                                             seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, min(10, trials // 4)),
+                                      multivariate=True, constant_liar=True)
+
+
+def _keep_study_settings(study: optuna.Study, s: SearchSettings, run_dir: Path) -> None:
+    """Record the settings that shape the study in its journal, or, on resume, refuse a
+    run.yaml whose settings are not those the journal's trials were made with."""
+    recorded = study.user_attrs.get("settings")
+    if recorded is None:
+        study.set_user_attr("settings", s.study_settings())
+        return
+    for name, value in s.study_settings().items():
+        if recorded.get(name) != value:
+            raise SearchError(f"{run_dir / 'run.yaml'}: {name} is {excerpt(value)}, but the "
+                              f"study in study.journal was made with {excerpt(recorded.get(name))}"
+                              "; run.yaml does not belong to this study")
+
+
+def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constraints:
+    """The constraints with the run's MAC and params budgets added."""
+    bounds = dict(constraints.bounds)
+    for column in ("mac", "params"):
+        if column in limits:
+            low, high = bounds.get(column, (0, math.inf))
+            bounds[column] = (low, min(high, limits[column]))
+    return replace(constraints, bounds=bounds)
+
+
+def _latency_table(s: SearchSettings):
+    from nas.latency import Profile, Table
+
+    profile = Profile()
+    return Table(s.latency_table or profile.default_path(), profile)
