@@ -16,7 +16,8 @@ import sys
 
 from nas.errors import NasError, interrupt_on_signal
 
-COMMANDS = ("info", "sample", "train", "latency", "search", "pareto", "analyze", "export")
+COMMANDS = ("info", "sample", "train", "latency", "search", "pareto", "analyze", "report",
+            "export")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from nas.generators import load_network, regnet
 from nas.network import build, complexity
 from nas.onnx_export import TOLERANCE, pycls_config, write_onnx
 from nas.search.settings import SearchSettings
+from nas.spaces import load_space
 
 ort = pytest.importorskip("onnxruntime")  # the onnx extra, which CI installs with dev
 RESOLUTION = 32
@@ -51,7 +52,8 @@ def test_every_family_exports_to_onnx_that_runtime_runs_as_pytorch_does(family, 
 
 
 def _regnet_run(path, values: dict) -> None:
-    """A run folder of the regnet space with one complete trial made of ``values``."""
+    """A run folder of the regnet space with one complete trial made of ``values``, recorded as
+    a search records it (the Optuna parameters the space asked, as ``param:`` columns)."""
     path.mkdir()
     settings = SearchSettings(objectives=("accuracy", "flops")).to_dict()
     settings["proxy"] = dict(settings["proxy"])
@@ -59,11 +61,14 @@ def _regnet_run(path, values: dict) -> None:
     net = regnet(**values, bot_mul=1.0, se=0.0, stem={"kind": "simple", "width": 32})
     pd.DataFrame([{"trial_id": 0, "status": "complete", "accuracy": 70.0, "latency_ms": None,
                    "flops": complexity(net).flops, "params": 1e6, "mac": 1e7,
-                   "config": net.to_json(), **values}]).to_csv(path / "trials.csv", index=False)
+                   "config": net.to_json(),
+                   **{f"param:{k}": v for k, v in load_space("regnet").asked(values).items()}}]
+                 ).to_csv(path / "trials.csv", index=False)
 
 
 def test_nas_export_writes_onnx_and_the_pycls_config_of_a_regnet(tmp_path, capsys):
-    _regnet_run(tmp_path / "run", REGNETX_400MF)
+    values = {**REGNETX_400MF, "wa": 24.5}  # the regnet space's wa has a step of 0.1
+    _regnet_run(tmp_path / "run", values)
     out = tmp_path / "m.onnx"
     assert main(["export", str(tmp_path / "run"), "--format", "onnx", "-o", str(out)]) == 0
     assert "ONNX Runtime matches PyTorch" in capsys.readouterr().out
@@ -71,9 +76,9 @@ def test_nas_export_writes_onnx_and_the_pycls_config_of_a_regnet(tmp_path, capsy
     assert session.run(None, {"input": torch.zeros(2, 3, 224, 224).numpy()})[0].shape == (2, 1000)
     pycls = yaml.safe_load(out.with_suffix(".pycls.yaml").read_text())["REGNET"]
     names = {"d": "DEPTH", "w0": "W0", "wa": "WA", "wm": "WM", "group_w": "GROUP_W"}
-    assert {k: pycls[names[k]] for k in REGNETX_400MF} == REGNETX_400MF
+    assert {k: pycls[names[k]] for k in values} == values
     assert (pycls["BOT_MUL"], pycls["SE_ON"], pycls["STEM_W"]) == (1.0, False, 32)
-    # pycls's RegNetX-400MF, as its model zoo publishes it, is the network exported
+    # and the network is pycls's RegNetX-400MF (wa 24.48 and 24.5 quantize to the same widths)
     zoo = load_network("spaces/zoo/regnetx_400mf.yaml")
     assert yaml.safe_load(out.with_suffix(".yaml").read_text()) == zoo.to_dict()
     assert main(["export", str(tmp_path / "run"), "--format", "onnx", "-o", str(out)]) == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import QUICK, TINY
 from test_data import write_batches
 
 from nas.cli import main
@@ -16,12 +17,6 @@ from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings, evaluate, proxy_network, zero_init_residual
 from nas.generators import load_network
 from nas.network import build
-
-TINY = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
-    {"block": "resnext", "depth": 1, "width": 16, "group_w": 8},
-    {"block": "resnext", "depth": 2, "width": 32, "group_w": 8}]})
-QUICK = ProxySettings(epochs=1, train_images=100, val_images=50, batch_size=25, threads=1,
-                      bn_batches=2)
 
 
 def test_proxy_network_is_the_body_on_a_cifar_stem():

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import QUICK, TINY
 from scipy.stats import kendalltau
-from test_proxy import QUICK, TINY
 from torch import nn
 
 from nas.config import Network

@@ -72,15 +72,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pycls(run, row, config, num_classes: int):
-    """The pycls config of a trial of a RegNet space, from its values and the fixed settings."""
+    """The pycls config of a trial of a RegNet space: its values are what the space makes of the
+    trial's Optuna parameters (``param:`` columns), with the space's fixed settings."""
+    import pandas as pd
+    from optuna.trial import FixedTrial
+
     from nas.onnx_export import pycls_config
     from nas.spaces import load_space
 
+    params = {k.removeprefix("param:"): v for k, v in row.items()
+              if k.startswith("param:") and not pd.isna(v)}
     try:
         space = load_space(run.settings.space)
-    except Exception:  # the space file moved or changed since the run: no pycls config
+        if space.generator != "regnet":
+            return None
+        values = space.suggest(FixedTrial({  # CSV's floats back to the ints Optuna asked
+            k: int(v) if isinstance(v, float) and v.is_integer() else v
+            for k, v in params.items()}))
+    except Exception:  # the space file changed since the run, or the trial is not its own
         return None
-    if space.generator != "regnet":
-        return None
-    values = {**space.fixed, **{p.name: row[p.name] for p in space.params if p.name in row}}
-    return pycls_config(config, values, num_classes)
+    return pycls_config(config, {**space.fixed, **values}, num_classes)

@@ -1,0 +1,90 @@
+"""``nas report``: one self-contained HTML file whose plots a browser draws, offline."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.generators import regnet
+from nas.search.settings import SearchSettings
+
+pytest.importorskip("plotly")  # the report extra, which CI installs with dev
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                "google-chrome"))), None)
+
+
+def _run(path, trials: int, seed: int) -> None:
+    """A run folder of ``trials`` complete trials of RegNets with made-up scores."""
+    rng = random.Random(seed)
+    path.mkdir()
+    settings = SearchSettings(objectives=("accuracy", "latency")).to_dict()
+    settings["proxy"] = dict(settings["proxy"])
+    (path / "run.yaml").write_text(yaml.safe_dump({"settings": settings}))
+    rows = []
+    for i in range(trials):
+        d, w0 = rng.randint(8, 20), 8 * rng.randint(2, 8)
+        net = regnet(d, w0, rng.uniform(8, 40), rng.uniform(2, 3), group_w=8)
+        flops = 1e8 * rng.uniform(1, 4)
+        rows.append({"trial_id": i, "status": "complete" if i % 10 else "infeasible",
+                     "accuracy": 80 + 10 * rng.random(), "latency_ms": flops / 1e8 * 3,
+                     "flops": flops, "params": 1e6 * rng.uniform(1, 6), "mac": 1e7,
+                     "config": net.to_json()})
+    pd.DataFrame(rows).to_csv(path / "trials.csv", index=False)
+
+
+def test_report_is_one_offline_file_under_5mb_with_every_trial(tmp_path, capsys):
+    _run(tmp_path / "a", 200, 0)
+    _run(tmp_path / "b", 40, 1)
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    text = out.read_text()
+    assert out.stat().st_size < 5 * 2**20
+    assert not re.search(r"<script[^>]+src=", text)  # plotly.js inline: no CDN, no network
+    assert text.count("Plotly.newPlot") == 3
+    assert re.search(r"trial 199(<|\\u003c)br", text)  # hover text, as plotly escapes it
+    assert "a: Pareto front" in text and "b: Pareto front" in text
+    assert text.count("<tr>") == 1 + 200 + 1 + 40  # every trial of both runs, with headers
+
+
+def test_a_bad_run_folder_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt install chromium)")
+def test_chromium_draws_the_reports_plots(tmp_path):
+    _run(tmp_path / "a", 60, 0)
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "a"), "-o", str(out)]) == 0
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--virtual-time-budget=10000", "--dump-dom", out.as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    dom = done.stdout
+    assert dom.count('class="main-svg"') >= 6, done.stderr[-2000:]  # plotly drew 3 figures
+    assert dom.count('class="point"') >= 54  # a marker per complete trial, in the SVG
+
+
+def test_a_runs_study_journal_opens_in_optuna_as_optuna_dashboard_opens_it(tmp_path):
+    """``optuna-dashboard RUN/study.journal --storage-class JournalFileStorage`` reads the
+    journal with Optuna's own journal storage, as here."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    run = tmp_path / "run"
+    assert main(["search", "--objectives", "accuracy,flops", "--trials", "5", "--data",
+                 str(tmp_path / "none"), "--out", str(run)]) == 0
+    storage = JournalStorage(JournalFileBackend(str(run / "study.journal")))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 5 and all(t.user_attrs.get("config") for t in complete)
