@@ -27,6 +27,7 @@ RESOLUTION = 64
 CHECK = """
 import importlib.util, json, sys
 import torch
+torch.set_num_threads(1)  # as the outputs it is compared with were computed
 from nas.cost.measure import hook_counts
 out = {}
 for path in sys.argv[1:]:
@@ -84,8 +85,11 @@ def test_exported_networks_equal_the_tools_for_every_family(tmp_path):
             x = torch.randn(2, 3, RESOLUTION, RESOLUTION)
             torch.save(model.state_dict(), path.with_suffix(".state.pt"))
             torch.save(x, path.with_suffix(".input.pt"))
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # kernels reduce in the same order in both processes
             with torch.no_grad():
                 cases[str(path)] = (net, model(x), list(model.state_dict()))
+            torch.set_num_threads(threads)
             text = path.read_text()
             assert "import nas" not in text and "from nas" not in text
             assert "def complexity" not in text and "class Net(nn.Module)" in text
@@ -103,7 +107,9 @@ def test_exported_networks_equal_the_tools_for_every_family(tmp_path):
         assert measured[path]["params"] == cx.params
         assert measured[path]["flops"] == cx.flops
         assert measured[path]["names"] == names
-        assert torch.equal(torch.load(path[:-3] + ".output.pt"), output), path
+        # the same code and weights: equal up to float rounding of kernels chosen per process
+        assert torch.allclose(torch.load(path[:-3] + ".output.pt"), output, rtol=0,
+                              atol=1e-6), path
 
 
 def fake_run(path, statuses):
