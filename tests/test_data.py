@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 from PIL import Image
 
 from nas.cli import main
-from nas.config import Network
 from nas.evaluate import data
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -171,7 +171,7 @@ def served(tmp_path, monkeypatch):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     state.url = f"http://127.0.0.1:{server.server_port}/{Path(data.URL).name}"
     monkeypatch.setenv("NAS_CIFAR10_URL", state.url)
     monkeypatch.setenv("NAS_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
@@ -214,8 +214,12 @@ def test_a_wrong_md5_removes_the_archive(served, monkeypatch):
 def test_an_interrupted_download_leaves_nothing_and_the_next_load_completes(served):
     main_thread = threading.main_thread().ident
     served.halfway = lambda: signal.pthread_kill(main_thread, signal.SIGINT)  # Ctrl-C
-    with pytest.raises(KeyboardInterrupt):
-        data.load()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # also where ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            data.load()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert list(data.download_dir().iterdir()) == []
     served.halfway = lambda: None
     np.testing.assert_array_equal(data.load().test_images, served.expected["test_images"])
@@ -265,12 +269,14 @@ def test_search_with_an_empty_data_folder_does_not_suggest_an_option_it_lacks(tm
 
 
 def test_train_downloads_into_a_given_folder_when_asked(tmp_path, served, capsys):
-    tiny = Network.from_dict({"stem": {"kind": "simple", "width": 8}, "stages": [
-        {"block": "resnext", "depth": 1, "width": 16, "group_w": 8}]})
-    tiny.save(tmp_path / "tiny.yaml")
-    code = main(["train", str(tmp_path / "tiny.yaml"), "--data", str(tmp_path / "cifar"),
-                 "--download", "--epochs", "1", "--train-images", "50", "--val-images", "20",
-                 "--batch-size", "10", "--threads", "1", "--json"])
+    TINY.save(tmp_path / "tiny.yaml")
+    threads = torch.get_num_threads()
+    try:
+        code = main(["train", str(tmp_path / "tiny.yaml"), "--data", str(tmp_path / "cifar"),
+                     "--download", "--epochs", "1", "--train-images", "50", "--val-images",
+                     "20", "--batch-size", "10", "--threads", "1", "--json"])
+    finally:  # training sets torch's threads process-wide; later tests compare exact outputs
+        torch.set_num_threads(threads)
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "cifar" / data.BATCHES / "test_batch").exists()
     assert len(served.requests) == 1

@@ -98,20 +98,27 @@ def test_cli_trains_and_prints_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NAS_CACHE", str(tmp_path / "cache"))
     write_batches(tmp_path / "cifar", per_batch=40)
     TINY.save(tmp_path / "tiny.yaml")
-    code = main(["train", str(tmp_path / "tiny.yaml"), "--data", str(tmp_path / "cifar"),
-                 "--epochs", "1", "--train-images", "100", "--val-images", "50",
-                 "--batch-size", "25", "--threads", "1", "--json"])
+    threads = torch.get_num_threads()
+    try:
+        code = main(["train", str(tmp_path / "tiny.yaml"), "--data", str(tmp_path / "cifar"),
+                     "--epochs", "1", "--train-images", "100", "--val-images", "50",
+                     "--batch-size", "25", "--threads", "1", "--json"])
+    finally:  # training sets torch's threads process-wide
+        torch.set_num_threads(threads)
     record = json.loads(capsys.readouterr().out)
     assert code == 0 and record["status"] == "ok"
     assert record["settings"]["train_images"] == 100 and len(record["train_loss"]) == 4
 
 
-def test_cli_missing_data_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+def test_cli_without_data_or_network_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NAS_DATA", raising=False)
+    monkeypatch.setenv("NAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NAS_CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # refused
     TINY.save(tmp_path / "tiny.yaml")
     assert main(["train", str(tmp_path / "tiny.yaml")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--data DIR or the NAS_DATA" in err
+    assert len(err.splitlines()) == 1 and "could not download CIFAR-10" in err
+    assert "--data DIR or the NAS_DATA" in err
 
 
 @pytest.mark.slow

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m, 90s "
                    "(a bare number is minutes)")
     p.add_argument("--seed", type=int, help=f"seed of the sampler and trainings (default {d.seed})")
-    p.add_argument("--data", help="CIFAR-10 folder (default: $NAS_DATA)")
+    p.add_argument("--data", help="CIFAR-10 folder, for signals that use images (default: "
+                   "$NAS_DATA, else a copy downloaded into the cache on first use)")
     p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"
                    ".csv)")
     add_input_size(p, defaults=False)

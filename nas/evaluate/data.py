@@ -47,8 +47,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 TIMEOUT = 60  # seconds without a byte before a download gives up
-HOW_TO_SUPPLY = (f"give a folder holding it (a '{BATCHES}' folder or an ImageFolder tree with "
-                 "train/ and test/) with --data DIR or the NAS_DATA environment variable")
+HOW_TO_SUPPLY = (f"give a copy ('{BATCHES}' or an ImageFolder tree of train/ and test/) with "
+                 "--data DIR or the NAS_DATA environment variable")
 
 
 class DataError(NasError):
@@ -137,14 +137,14 @@ def _download(url: str, path: Path) -> str:
     """Copy ``url`` to ``path`` with a progress bar on stderr; the MD5 of what arrived."""
     md5 = hashlib.md5()
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as out, \
-                tqdm(total=int(response.headers.get("Content-Length", 0)) or None, unit="B",
-                     unit_scale=True, unit_divisor=1024, desc="CIFAR-10", leave=False,
-                     file=sys.stderr) as bar:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                md5.update(chunk)
-                bar.update(len(chunk))
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as out:
+            size = int(response.headers.get("Content-Length", 0)) or None
+            with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc="downloading CIFAR-10", leave=False, file=sys.stderr) as bar:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    md5.update(chunk)
+                    bar.update(len(chunk))
     except (OSError, ValueError, http.client.HTTPException) as e:
         reason = e.reason if type(e) is urllib.error.URLError else e  # not "<urlopen error ...>"
         raise DataError(f"could not download CIFAR-10 from {url} ({reason}); {HOW_TO_SUPPLY}") \
