@@ -1,7 +1,7 @@
 """Fixtures shared by the test modules."""
 
 import pytest
-from test_data import random_images
+from helpers import random_images
 
 from nas.evaluate import data
 

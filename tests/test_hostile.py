@@ -9,7 +9,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -284,15 +283,28 @@ def test_a_second_search_on_a_run_folder_is_refused_and_the_first_loses_nothing(
     assert yaml.safe_load((run / "run.yaml").read_text())["settings"]["seed"] == 0
 
 
+def trials_running(run: Path) -> bool:
+    """Whether the study in ``run`` has a candidate handed to a worker and not yet told."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(run / "study.journal")))
+    try:
+        trials = optuna.load_study(study_name="search", storage=storage).trials
+    except KeyError:  # the study is not created yet
+        return False
+    return any(t.user_attrs.get("status") == "running" and t.state.name == "RUNNING"
+               for t in trials)
+
+
 @needs_data
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_and_resume_keeps_every_setting(tmp_path):
     run = tmp_path / "r"
     process = search(*TRAINING, "--trials", "3", "--time-budget", "1h", "--out", str(run))
 
-    wait_for(lambda: run.joinpath("study.journal").exists() and len(session_processes(
-        process.pid)) > 3)
-    time.sleep(5)
+    wait_for(lambda: run.joinpath("study.journal").exists() and trials_running(run))
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err

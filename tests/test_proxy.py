@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import QUICK, TINY
-from test_data import write_batches
+from helpers import QUICK, TINY, write_batches
 
 from nas.cli import main
 from nas.config import Network

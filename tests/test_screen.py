@@ -8,8 +8,17 @@ import pytest
 
 from nas.cli import main
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
+from nas.latency import Entry, Profile, Table, placed_units, predict
 from nas.network import complexity
-from nas.search.screen import STARTUP, Screen, improvements, latency_fit
+from nas.search.screen import (
+    MEASURE_COST,
+    STARTUP,
+    Lookup,
+    Screen,
+    improvements,
+    latency_fit,
+    measure_cost,
+)
 from nas.spaces import constraints_for, load_space
 
 
@@ -48,6 +57,50 @@ def test_the_screen_draws_at_random_until_startup_then_improves_the_front():
     chosen = record(complexity(space.network(values)).totals())
     known = np.array([[-r["accuracy"], r["flops"]] for r in scored])
     assert improvements(known, np.array([[-chosen["accuracy"], chosen["flops"]]]))[0] > 0
+
+
+def test_a_measurement_costs_the_ratio_of_median_seconds_and_the_prior_until_both_are_seen():
+    cheap = [{"latency_measured": 0, "propose_seconds": s} for s in (0.1, 0.2, 0.3)]
+    dear = [{"latency_measured": 2, "propose_seconds": 3.0, "wall_seconds": 1.0},
+            {"latency_measured": 1, "propose_seconds": 5.0, "wall_seconds": 1.0}]
+    assert measure_cost(cheap + dear) == pytest.approx(5.0 / 0.2)
+    assert measure_cost(cheap) == measure_cost(dear) == MEASURE_COST
+    assert measure_cost([{"latency_measured": 1, "propose_seconds": 0.1}, cheap[2]]) == 1.0
+
+
+def table_knowing(path, network, total_ms: float) -> Table:
+    """A table that knows every unit of ``network``, whose latency it predicts as ``total_ms``."""
+    table = Table(path, Profile())
+    units = [p.key(table.profile) for p in placed_units(network)]
+    ms = total_ms / len(units)
+    table.add(Entry(k, ms, ms, 0.0, 20, 2.0, "2025-01-01T00:00:00+00:00") for k in units)
+    return table
+
+
+@pytest.mark.parametrize("seconds_measuring", [1.0, 1e6])
+def test_the_screen_takes_latency_the_table_knows_and_weighs_gains_by_cost(tmp_path,
+                                                                            seconds_measuring):
+    """A pooled network whose units the table knows is predicted as the table predicts it.
+    Made barely faster than the fastest scored network at least as accurate, it adds a sliver
+    of hypervolume: less
+    than networks the table lacks, so it is not chosen while measuring costs nothing more, and
+    it is while a measurement costs a million candidates."""
+    space = load_space("regnet")
+    cx = constraints_for(space, "400MF")
+    scored = [{**record(s.complexity.totals()), "latency_ms": 1.0 + s.complexity.flops / 1e8,
+               "latency_measured": 1, "propose_seconds": seconds_measuring}
+              for s in space.sample(STARTUP, 5, cx)]
+    scored[0].update(latency_measured=0, propose_seconds=1.0)
+    draws = space.sample(8, 0, cx)  # the pool's first draws, as the screen draws them
+    accuracy = record(draws[3].complexity.totals())["accuracy"]
+    fastest = min(r["latency_ms"] for r in scored if r["accuracy"] >= accuracy)
+    table = table_knowing(tmp_path / "t.csv", draws[3].network, 0.9999 * fastest)
+    lookup = Lookup(table, 224, 1000)
+    assert lookup.known_ms()(lookup.keys(draws[3].network)) == pytest.approx(
+        predict(draws[3].network, table).total_ms)
+    assert lookup.known_ms()(lookup.keys(draws[4].network)) is None
+    screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"], lookup)
+    assert (screen.choose(scored) == draws[3].values) == (seconds_measuring > 1)
 
 
 def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import inspect
 import io
 import math
@@ -63,8 +64,9 @@ class Placed:
     def signature(self) -> str:
         """Every argument of the unit's constructor, defaults applied, but keyword-only options
         at their default (so tables stay valid as families gain options)."""
-        parameters = inspect.signature(self.unit.cls).parameters
-        bound = inspect.signature(self.unit.cls).bind(**self.unit.kwargs)
+        signature = _signature(self.unit.cls)
+        parameters = signature.parameters
+        bound = signature.bind(**self.unit.kwargs)
         bound.apply_defaults()
         args = ",".join(f"{k}={v}" for k, v in bound.arguments.items()
                         if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
@@ -73,6 +75,11 @@ class Placed:
 
     def key(self, profile: Profile) -> Key:
         return Key(self.signature(), profile.batch, profile.dtype, profile.memory_format)
+
+
+@functools.cache
+def _signature(cls: type) -> inspect.Signature:
+    return inspect.signature(cls)
 
 
 def placed_units(config: Network, resolution: int = 224, num_classes: int = 1000) -> list[Placed]:

@@ -33,8 +33,8 @@ from nas.search.pareto import pareto_mask
 
 COLUMNS = ["trial_id", "status", "accuracy", "proxy_accuracy", "latency_ms", "flops", "params",
            "acts", "mac", *SCORES, "sotl", "val_loss", "error", "score_seconds", "train_seconds",
-           "wall_seconds", "overhead_seconds", "propose_seconds", "images_per_second",
-           "proxy_flops", "started", "config"]
+           "wall_seconds", "overhead_seconds", "propose_seconds", "latency_measured",
+           "images_per_second", "proxy_flops", "started", "config"]
 
 
 def status(trial: FrozenTrial) -> str:

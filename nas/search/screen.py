@@ -1,13 +1,19 @@
 """Screening: each candidate a search scores is the best of many, chosen by cheap predictions.
 
 A screen keeps a pool of the ``size`` feasible networks last drawn from the space
-(``Space.search``: exact analytic costs, within every limit; a quarter of the pool is drawn
+(``Space.feasible``: exact analytic costs, within every limit; a quarter of the pool is drawn
 anew for each choice) and predicts each one's objectives without measuring anything:
 ``accuracy`` by the calibrated signal (exactly the run's signal when that is the default),
-``latency_ms`` by a least-squares fit of log latency on the log analytic counts of the
-candidates scored so far, and FLOPs, params and MAC exactly. It proposes the network that
-would add the most hypervolume to the front of the scored candidates, the objectives scaled
-to the range of front and pool. Until ``STARTUP`` candidates are scored it proposes its newest
+``latency_ms`` from the latency table where it has every unit of the network (exactly what the
+candidate will be given), else by a least-squares fit of log latency on the log analytic
+counts of the networks whose latency is known, and FLOPs, params and MAC exactly.
+
+It proposes the network with the most hypervolume gain per second: the hypervolume it would add
+to the front of the scored candidates (the objectives scaled to the range of front and pool),
+divided by what scoring it is expected to cost. A network whose units the table lacks costs a
+measurement of them; the two costs are the median seconds (proposing plus scoring) of the
+scored candidates that measured units and of those that did not (``MEASURE_COST`` times the
+latter until both are known). Until ``STARTUP`` candidates are scored it proposes its newest
 draw (a random feasible network), and when no pooled network would improve the front it
 proposes nothing, and the sampler's own proposal is taken.
 """
@@ -15,48 +21,117 @@ proposes nothing, and the sampler's own proposal is taken.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from nas.config import Network
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
+from nas.latency import Key, Table, placed_units
 from nas.search.pareto import OBJECTIVES, dominated_volume, nondominated
 from nas.spaces import Sample
 
 STARTUP = 8  # scored candidates before the screen predicts (until then it draws at random)
 COUNTS = ("flops", "params", "acts", "mac")  # what the latency fit predicts from
 REDRAWN = 4  # a pool of N takes N / REDRAWN fresh draws per choice, dropping the oldest
+MEASURE_COST = 10.0  # a candidate that measures units, in candidates that do not (a prior)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Latencies the table already knows, at its typical speed, as the search predicts them."""
+
+    table: Table
+    resolution: int
+    num_classes: int
+
+    def keys(self, network: Network) -> tuple[Key, ...]:
+        return tuple(p.key(self.table.profile)
+                     for p in placed_units(network, self.resolution, self.num_classes))
+
+    def known_ms(self) -> Callable[[Sequence[Key]], float | None]:
+        """A function of a network's keys: its predicted latency, or None if a unit is
+        missing."""
+        typical = self.table.typical_probe_ms() if len(self.table) else 1.0
+
+        def ms(keys: Sequence[Key]) -> float | None:
+            entries = [self.table.get(k) for k in keys]
+            if None in entries:
+                return None
+            return sum(e.mean_ms * typical / e.probe_ms for e in entries)
+        return ms
+
+
+@dataclass
+class Pooled:
+    sample: Sample
+    keys: tuple[Key, ...] = field(default=())  # its latency-table keys, with a Lookup
 
 
 class Screen:
-    def __init__(self, pool: Iterator[Sample], size: int, columns: Sequence[str]):
-        self.pool, self.size, self.columns = pool, size, list(columns)
+    def __init__(self, pool: Iterator[Sample], size: int, columns: Sequence[str],
+                 lookup: Lookup | None = None):
+        self.pool, self.size, self.columns, self.lookup = pool, size, list(columns), lookup
         self.signal = SIGNALS[DEFAULT_SIGNAL]  # analytic: it needs no measurement
-        self.drawn: list[Sample] = []  # the pool: the newest draws not chosen yet
+        self.drawn: list[Pooled] = []  # the pool: the newest draws not chosen yet
 
     def choose(self, scored: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         """The space's values of the pooled network that most improves the front of ``scored``
-        (records with the objective columns and the analytic counts), or None."""
-        fresh = [next(self.pool) for _ in range(max(1, self.size // REDRAWN))]
+        (records with the objective columns, the analytic counts and their seconds) per expected
+        second, or None."""
+        fresh = [self._pooled(next(self.pool)) for _ in range(max(1, self.size // REDRAWN))]
         self.drawn = [*self.drawn, *fresh][-self.size:]
         if len(scored) < STARTUP:  # too few to predict from: the newest draw, at random
-            return self.drawn.pop().values
-        predict = [self.predictor(c, scored) for c in self.columns]
-        predicted = np.array([[p(s.complexity.totals()) for p in predict] for s in self.drawn])
-        known = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
-        gains = improvements(_as_costs(known, self.columns), _as_costs(predicted, self.columns))
+            return self.drawn.pop().sample.values
+        known = self._known_latency()
+        predicted = np.column_stack([self.predicted(c, scored, known) for c in self.columns])
+        front = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
+        gains = improvements(_as_costs(front, self.columns), _as_costs(predicted, self.columns))
+        if "latency_ms" in self.columns:  # a network the table lacks costs a measurement
+            measure = measure_cost(scored)
+            gains = gains / np.array([1.0 if ms is not None else measure for ms in known])
         best = int(np.argmax(gains))
-        return self.drawn.pop(best).values if gains[best] > 0 else None
+        return self.drawn.pop(best).sample.values if gains[best] > 0 else None
 
-    def predictor(self, column: str, scored: Sequence[Mapping[str, Any]]
-                  ) -> Callable[[Mapping[str, int]], float]:
-        """The objective ``column`` of a network, predicted from its analytic counts."""
+    def predicted(self, column: str, scored: Sequence[Mapping[str, Any]],
+                  known: Sequence[float | None]) -> list[float]:
+        """The objective ``column`` of each pooled network, predicted without measuring it;
+        ``known`` holds the latencies the table knows."""
+        counts = [p.sample.complexity.totals() for p in self.drawn]
         if column == "accuracy":
-            return lambda counts: self.signal.score(features(counts, self.signal.features))
+            return [self.signal.score(features(c, self.signal.features)) for c in counts]
         if column == "latency_ms":
-            return latency_fit(scored)
-        return lambda counts: float(counts[column])
+            fit = latency_fit([*scored, *({**c, "latency_ms": ms}
+                                          for c, ms in zip(counts, known) if ms is not None)])
+            return [fit(c) if ms is None else ms for c, ms in zip(counts, known)]
+        return [float(c[column]) for c in counts]
+
+    def _pooled(self, sample: Sample) -> Pooled:
+        return Pooled(sample, self.lookup.keys(sample.network) if self.lookup else ())
+
+    def _known_latency(self) -> list[float | None]:
+        """Each pooled network's latency as the table predicts it, None where it lacks a unit."""
+        if self.lookup is None:
+            return [None] * len(self.drawn)
+        ms = self.lookup.known_ms()
+        return [ms(p.keys) for p in self.drawn]
+
+
+def measure_cost(scored: Sequence[Mapping[str, Any]]) -> float:
+    """What a candidate that measures latency units costs, in candidates that measure none: the
+    ratio of their median seconds (proposing and scoring), MEASURE_COST until both kinds were
+    scored."""
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for r in scored:
+        if "latency_measured" in r:
+            seconds[r["latency_measured"] > 0].append(r.get("propose_seconds", 0.0)
+                                                      + r.get("wall_seconds", 0.0))
+    if not (seconds[True] and seconds[False]):
+        return MEASURE_COST
+    return max(1.0, statistics.median(seconds[True]) / max(1e-3, statistics.median(seconds[False])))
 
 
 def latency_fit(scored: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, int]], float]:

@@ -26,7 +26,7 @@ from nas.evaluate.zero_cost import SCORES
 from nas.network import complexity
 from nas.search.pareto import OBJECTIVES
 from nas.search.results import status, write_run_yaml, write_tables
-from nas.search.screen import Screen
+from nas.search.screen import Lookup, Screen
 from nas.search.settings import SearchSettings
 from nas.spaces import Constraints, constraints_for, load_space
 
@@ -79,8 +79,10 @@ class Search:
             study_name="search", storage=storage, load_if_exists=True,
             directions=["maximize" if OBJECTIVES[c] else "minimize" for c in s.columns],
             sampler=_sampler(s.sampler, s.seed + done, s.trials))
+        lookup = (Lookup(self.table, s.resolution, s.num_classes) if self.table is not None
+                  else None)
         self.screen = Screen(self.space.feasible(s.seed + done, self.constraints), s.screen,
-                             s.columns) if s.screen else None
+                             s.columns, lookup) if s.screen else None
         _keep_study_settings(self.study, s, self.run_dir)
         for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
             self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
@@ -148,10 +150,12 @@ class Search:
             return {**record, "status": "infeasible",
                     "error": f"over the limits ({self.constraints})"}
         if self.table is not None:
-            from nas.latency import Timing, predict
+            from nas.latency import Timing, fill, predict
 
-            record["latency_ms"] = predict(net, self.table, s.resolution, s.num_classes,
-                                           Timing()).total_ms
+            record["latency_measured"] = fill(self.table, [net], Timing(), s.resolution,
+                                              s.num_classes)
+            record["latency_ms"] = predict(net, self.table, s.resolution,
+                                           s.num_classes).total_ms
             if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
                 return {**record, "status": "infeasible", "error": "over the latency budget"}
         return {**record, "status": "running"}
