@@ -2,7 +2,7 @@
 
 One command, best on a quiet machine (it takes 15-30 minutes on 2 cores):
 
-    nice -n 10 python benchmarks/latency_accuracy.py
+    nice -n 10 python benchmarks/latency_accuracy.py [--backend onnxruntime]
 
 It builds a fresh table for 200 random ``regnet`` networks (timed), then predicts and measures
 30 other random networks of each of ``regnet``, ``mobilenetv2`` and ``shufflenetv2`` (missing
@@ -12,7 +12,8 @@ the probe showed around its measurement), ``at_typical_speed`` (the same figures
 predictions at the table's typical speed), ``reused`` (the share of units whose entries came
 from the table rather than from the network itself) and the predicted and measured
 milliseconds of every network; the build's seconds and entries; the device, and the load
-average before and after (measurements on a busy machine are noisier).
+average before and after (measurements on a busy machine are noisier). ``--backend
+onnxruntime`` does the same for ONNX Runtime sessions (``latency_accuracy_onnxruntime.json``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from nas.spaces import constraints_for, load_space
 
 SPACES = ("regnet", "mobilenetv2", "shufflenetv2")
 BUDGET = "400MF"
-OUTPUT = Path(__file__).parent / "results" / "latency_accuracy.json"
+RESULTS = Path(__file__).parent / "results"
+OUTPUTS = {"torch": RESULTS / "latency_accuracy.json",
+           "onnxruntime": RESULTS / "latency_accuracy_onnxruntime.json"}
 
 
 def networks(space: str, n: int, seed: int) -> list:
@@ -50,9 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=30, help="networks checked per space")
     parser.add_argument("--build-n", type=int, default=200, help="regnet networks built")
-    parser.add_argument("-o", "--output", type=Path, default=OUTPUT)
+    parser.add_argument("--backend", choices=OUTPUTS, default="torch")
+    parser.add_argument("-o", "--output", type=Path, help="default: by backend, in results/")
     args = parser.parse_args()
-    profile, timing = Profile(), Timing()
+    args.output = args.output or OUTPUTS[args.backend]
+    profile, timing = Profile(backend=args.backend), Timing()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         table = Table(Path(tmp) / "latency.csv", profile)
@@ -73,7 +78,8 @@ def main() -> None:
                   f"within 5% {result['within_5']:.0%}, within 10% {result['within_10']:.0%}, "
                   f"entries reused {result['reused']:.0%}; at the table's typical speed "
                   f"{result['at_typical_speed']}")
-    report = {"device": profile.name(), "fingerprint": profile.fingerprint(), "budget": BUDGET,
+    report = {"device": profile.name(), "backend": args.backend,
+              "fingerprint": profile.fingerprint(), "budget": BUDGET,
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "load_before": load_before, "load_after": os.getloadavg(), "build": build,
               "spaces": spaces}

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from nas.config import Network
+from nas.errors import ConfigError
 from nas.export import ExportError
 from nas.generators import regnet
 
@@ -100,14 +101,12 @@ def pycls_config(config: Network, values: dict[str, Any], num_classes: int = 100
     if (stem.kind, stem.act, stem.norm) != ("simple", "relu", True) \
             or (head.width, head.preact, head.dropout) != (0, False, 0.0):
         return None
-    stages = {s.to_dict().get("shortcut") for s in config.stages}
     try:
-        same = regnet(int(rule["d"]), int(rule["w0"]), float(rule["wa"]), float(rule["wm"]),
-                      group_w=int(rule["group_w"]), bot_mul=bot_mul, se=se,
-                      stem={"width": stem.width}) == config
-    except Exception:  # values the rule refuses
-        return None
-    if not same or stages != {"proj"}:
+        if regnet(int(rule["d"]), int(rule["w0"]), float(rule["wa"]), float(rule["wm"]),
+                  group_w=int(rule["group_w"]), bot_mul=bot_mul, se=se,
+                  stem={"width": stem.width}) != config:
+            return None  # e.g. another shortcut, or a stage the values do not make
+    except ConfigError:  # values the rule refuses
         return None
     regnet_section = {"STEM_TYPE": "simple_stem_in", "STEM_W": stem.width,
                       "BLOCK_TYPE": "res_bottleneck_block", "STRIDE": 2,

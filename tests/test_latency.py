@@ -287,3 +287,130 @@ def test_cuda_profiles_need_a_gpu_and_time_after_synchronizing(monkeypatch):
     clock = profile.clock()
     assert clock() <= clock() and len(synchronized) == 2
     assert profile.name().startswith("cuda-") and profile.fingerprint().startswith("cuda=")
+
+
+ORT = Profile(backend="onnxruntime")
+
+
+def test_profiled_nodes_are_summed_by_the_unit_whose_module_path_names_them():
+    from nas.latency.ort import attribute
+
+    def node(ts, name, dur):
+        return {"cat": "Node", "ts": ts, "dur": dur, "name": f"{name}_kernel_time"}
+
+    run = [node(1, "ReorderInput", 5), node(2, "/stem/conv/Conv", 100),
+           node(3, "/s1/b1/a/conv/Conv", 40), node(4, "ReorderOutput_token_3", 7),
+           node(5, "ReorderInput_token_4", 3), node(6, "/s1/b10/Add", 20),
+           node(7, "/head/fc/Gemm", 10), node(8, "ReorderOutput", 2)]
+    events = [{"cat": "Session", "name": "model_run", "ts": 0, "dur": 10},
+              {"cat": "Session", "name": "model_run", "ts": 100, "dur": 10},
+              *run, *({**e, "ts": e["ts"] + 100, "dur": 2 * e["dur"]} for e in run),
+              node(50, "/stem/conv/Conv", 999)]  # outside any run: not counted
+    names = ["stem", "s1.b1", "s1.b10", "head"]
+    first, second = attribute(events, names)
+    assert first == pytest.approx([105e-6, 47e-6, 23e-6, 12e-6])
+    assert second == pytest.approx([2 * t for t in first])
+
+
+def test_onnxruntime_entries_time_every_unit_inside_the_network_session(tmp_path):
+    """Every unit of a network gets an entry, timed inside the network's one session."""
+    config = Network.from_dict(TINY)
+    table = Table(tmp_path / "ort.csv", ORT)
+    assert latency.fill(table, [config], QUICK, RESOLUTION, 10) == len(table) > 0
+    keys = {p.key(ORT) for p in placed_units(config, RESOLUTION, 10)}
+    assert set(table.entries) == keys
+    assert all(e.mean_ms > 0 and e.probe_ms > 0 for e in table.entries.values())
+
+
+def test_onnxruntime_tables_are_their_own_and_take_only_what_it_runs(tmp_path):
+    assert ORT.name().endswith("-ort-t1") and Profile().name().endswith("-t1")
+    assert "onnxruntime=" in ORT.fingerprint() and "torch=" not in ORT.fingerprint()
+    for unsupported in ({"dtype": "float16"}, {"memory_format": "channels_last"},
+                        {"device": "cuda"}):
+        with pytest.raises(LatencyError, match="onnxruntime backend runs float32"):
+            Profile(backend="onnxruntime", **unsupported)
+    with pytest.raises(LatencyError, match="backend must be one of torch, onnxruntime"):
+        Profile(backend="tvm")
+    path = tmp_path / "t.csv"
+    Table(path, Profile()).add([_entry(0)])
+    with pytest.warns(TableWarning):
+        table = Table(path, ORT)
+    with pytest.raises(LatencyError, match="do not belong in it"):
+        table.add([_entry(1)])
+
+
+def test_the_backends_a_search_offers_are_the_tables():
+    from nas.latency.profile import BACKENDS
+    from nas.search.settings import LATENCY_BACKENDS
+
+    assert LATENCY_BACKENDS == BACKENDS
+
+
+def test_a_search_predicts_latency_with_the_backend_it_is_given(tmp_path):
+    """``--latency-backend onnxruntime``: the candidates' latencies are the ONNX Runtime table's
+    predictions, measured as the search needs them, and a run's record says which backend."""
+    path, run = tmp_path / "ort.csv", tmp_path / "run"
+    assert main(["search", "--budget", "5MF", "--resolution", str(RESOLUTION),
+                 "--num-classes", "10", "--trials", "3", "--latency-table", str(path),
+                 "--latency-backend", "onnxruntime", "--out", str(run)]) == 0
+    import pandas as pd
+    import yaml
+
+    assert yaml.safe_load((run / "run.yaml").read_text())["settings"]["latency_backend"] == \
+        "onnxruntime"
+    assert "onnxruntime=" in path.read_text().splitlines()[2]
+    trials = pd.read_csv(run / "trials.csv")
+    complete = trials[trials["status"] == "complete"]
+    assert len(complete) == 3 and complete["latency_measured"].iloc[0] > 0
+    table = Table(path, ORT)
+    for _, row in complete.iterrows():
+        net = Network.from_json(row["config"])
+        assert all(table.get(p.key(ORT)) for p in placed_units(net, RESOLUTION, 10))
+    # Predictions are at the table's typical speed, which each new entry moves; the last
+    # candidate's is the table's as it ended.
+    last = complete.sort_values("trial_id").iloc[-1]
+    assert last["latency_ms"] == pytest.approx(
+        predict(Network.from_json(last["config"]), table, RESOLUTION, 10).total_ms)
+
+
+@pytest.fixture
+def board_cluster():
+    """A Ray cluster of two nodes on this machine, the second advertising the resource 'board'
+    (at the machine's own address: a driver started by the command joins it there)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1,
+                                                           "include_dashboard": False})
+    board = cluster.add_node(num_cpus=1, resources={"board": 1})
+    try:
+        yield cluster.address, board.node_id
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_a_table_measured_on_a_ray_node_is_that_nodes_and_a_search_uses_it(
+        tmp_path, capsys, board_cluster):
+    import socket
+
+    import pandas as pd
+
+    address, board = board_cluster
+    path, run = tmp_path / "board.csv", tmp_path / "run"
+    assert main(["latency", "build", *SPACE, "--latency-table", str(path), "--json",
+                 "--address", address, "--on", "board"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["node_id"] == board and built["measured"] == len(_rows(path)) > 0
+    fingerprint = path.read_text().splitlines()[2]
+    assert fingerprint == f"# fingerprint: {built['fingerprint']}"
+    assert fingerprint.endswith(f"; host={socket.gethostname()}")
+    assert main(["search", "--budget", "10MF", "--resolution", str(RESOLUTION), "--num-classes",
+                 "10", "--trials", "4", "--latency-table", str(path), "--address", address,
+                 "--latency-on", "board", "--out", str(run)]) == 0
+    trials = pd.read_csv(run / "trials.csv")
+    assert (trials["status"] == "complete").sum() == 4
+    assert trials["latency_ms"].notna().any()
+    for argv, message in ((["--on", "board"], "give the cluster's --address"),
+                          (["--on", "phone", "--address", address], "advertises the resource")):
+        assert main(["latency", "build", *SPACE, "--latency-table", str(path), *argv]) == 2
+        assert message in capsys.readouterr().err

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -88,3 +89,17 @@ def test_a_runs_study_journal_opens_in_optuna_as_optuna_dashboard_opens_it(tmp_p
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 5 and all(t.user_attrs.get("config") for t in complete)
+
+
+def test_hypervolume_so_far_is_each_prefix_front_volume():
+    from nas.search.html_report import volumes_so_far
+    from nas.search.pareto import hypervolume
+
+    rng = np.random.default_rng(0)
+    done = pd.DataFrame({"accuracy": rng.uniform(80, 95, 120),
+                         "latency_ms": rng.uniform(1, 20, 120)})
+    done.loc[7] = done.loc[3]  # a repeated network
+    objectives = ["accuracy", "latency_ms"]
+    reference = [done["accuracy"].min(), done["latency_ms"].max()]
+    assert volumes_so_far(done, objectives, reference) == pytest.approx(
+        [hypervolume(done.iloc[:k], objectives, reference) for k in range(1, len(done) + 1)])

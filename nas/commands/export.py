@@ -77,6 +77,7 @@ def _pycls(run, row, config, num_classes: int):
     import pandas as pd
     from optuna.trial import FixedTrial
 
+    from nas.errors import NasError
     from nas.onnx_export import pycls_config
     from nas.spaces import load_space
 
@@ -89,6 +90,6 @@ def _pycls(run, row, config, num_classes: int):
         values = space.suggest(FixedTrial({  # CSV's floats back to the ints Optuna asked
             k: int(v) if isinstance(v, float) and v.is_integer() else v
             for k, v in params.items()}))
-    except Exception:  # the space file changed since the run, or the trial is not its own
-        return None
+    except (NasError, ValueError):  # the space changed since the run, or the trial does not
+        return None  # have a parameter it asks for (FixedTrial's ValueError)
     return pycls_config(config, {**space.fixed, **values}, num_classes)

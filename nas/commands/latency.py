@@ -9,6 +9,7 @@ import time
 import warnings
 
 from nas.commands.options import add_input_size, add_space
+from nas.search.settings import LATENCY_BACKENDS
 
 HELP = "measure, predict and check network latency from a table of per-unit latencies"
 
@@ -37,6 +38,13 @@ def _profile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-table", metavar="PATH",
                    help="table file (default results/latency/<device>.csv)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+    p.add_argument("--backend", default="torch", choices=LATENCY_BACKENDS,
+                   help="what runs the networks: eager PyTorch (default) or ONNX Runtime "
+                        "sessions of their ONNX export (the onnx extra; cpu, float32)")
+    p.add_argument("--on", metavar="RESOURCE",
+                   help="measure on the Ray node that advertises this custom resource (a target "
+                        "device joined to the cluster at --address), not on this machine")
+    p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster of --on")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
@@ -56,12 +64,21 @@ def run(args: argparse.Namespace) -> int:
         if not value > 0:
             raise latency.LatencyError(f"--{name}: must be positive, got {value}")
     profile = latency.Profile(args.device, args.threads, args.batch, args.dtype,
-                              args.memory_format)
+                              args.memory_format, args.backend, args.on)
     timing = latency.Timing(min_run_time=args.min_run_time)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _measuring_on(args):
         warnings.showwarning = _show_warning
         table = latency.Table(args.latency_table or profile.default_path(), profile)
         return ACTIONS[args.action](args, table, timing)
+
+
+def _measuring_on(args: argparse.Namespace):
+    """Joined to the cluster of the target node (``--on``), or nothing to do."""
+    from contextlib import nullcontext
+
+    from nas.latency.remote import connected
+
+    return nullcontext() if args.on is None else connected(args.address, args.on)
 
 
 def _show_warning(message, category, *_args, **_kwargs) -> None:
@@ -70,6 +87,7 @@ def _show_warning(message, category, *_args, **_kwargs) -> None:
 
 def _build(args: argparse.Namespace, table, timing) -> int:
     from nas.latency import fill, placed_units, warn_if_noisy
+    from nas.latency.remote import identify
 
     configs = _sample(args)
     needed = {p.key(table.profile) for c in configs
@@ -87,7 +105,9 @@ def _build(args: argparse.Namespace, table, timing) -> int:
                            "build")
     if args.json:
         print(json.dumps({"table": str(table.path), "needed": len(needed), "measured": count,
-                          "seconds": seconds, "entries": len(table), "probe_spread": spread}))
+                          "seconds": seconds, "entries": len(table), "probe_spread": spread,
+                          "fingerprint": table.profile.fingerprint(),
+                          "node_id": identify(table.profile).node_id if args.on else None}))
     else:
         print(f"{table.path}: measured {count} of the {len(needed)} entries {len(configs)} "
               f"networks need in {seconds:.0f} s (probe spread {spread:.0%}); the table has "

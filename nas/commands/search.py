@@ -18,7 +18,13 @@ HELP = "search a design space for accurate networks under FLOPs, MAC and latency
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options; each defaults to None, so that a resume can tell which were given."""
-    from nas.search.settings import RESUMABLE, SAMPLERS, SIGNALS, SearchSettings
+    from nas.search.settings import (
+        LATENCY_BACKENDS,
+        RESUMABLE,
+        SAMPLERS,
+        SIGNALS,
+        SearchSettings,
+    )
 
     d = SearchSettings()
     p.add_argument("--space", help="space name in spaces/ or a YAML file "
@@ -47,6 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "$NAS_DATA, else a copy downloaded into the cache on first use)")
     p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"
                    ".csv)")
+    p.add_argument("--latency-backend", choices=LATENCY_BACKENDS,
+                   help="what the latency objective and budget are for: eager PyTorch or ONNX "
+                        f"Runtime (the onnx extra) (default {d.latency_backend})")
+    p.add_argument("--latency-on", metavar="RESOURCE",
+                   help="latency of the Ray node that advertises this custom resource (a target "
+                        "device in the cluster at --address): its table, its measurements")
     add_input_size(p, defaults=False)
     p.add_argument("--cpus-per-trial", type=int,
                    help=f"CPUs (and torch threads) of each training (default {d.cpus_per_trial})")

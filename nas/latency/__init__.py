@@ -24,6 +24,11 @@ Measurement
     thread the clock is the thread's CPU time, which equals wall time on an idle core but leaves out
     the time other processes hold it (their cache and memory traffic still counts); with more
     threads, or on CUDA, it is wall time (synchronized on CUDA).
+Backends and devices
+    ``Profile.backend`` is ``torch`` (eager PyTorch, as above) or ``onnxruntime``: the network
+    runs as one ONNX Runtime session of its export and its units are timed inside it by the
+    runtime's profiler (``nas.latency.ort``). ``Profile.node`` names the Ray resource of a target
+    device that takes the measurements instead of this machine (``nas.latency.remote``).
 Speed
     A shared machine's speed drifts by 5-10% within minutes (other tenants' load on its caches
     and memory), so an entry measured a while ago is off by that much today. Each entry keeps

@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 
 from nas.config import Network
 from nas.latency.profile import LatencyError
+from nas.latency.remote import run
 from nas.latency.table import Entry, Placed, Table, placed_units
 from nas.latency.timing import (
     Timing,
-    in_own_process,
     measure_units,
     network_at_speed,
     warn_if_noisy,
@@ -32,8 +32,8 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
             table.refresh()  # another process may have measured them meanwhile
         missing = [k for k in keys if table.get(k) is None]
         if missing:
-            entries = in_own_process(timing, measure_units, config, table.profile, timing,
-                                     resolution, num_classes, missing)
+            entries = run(table.profile, timing, measure_units, config, table.profile, timing,
+                          resolution, num_classes, missing)
             table.add(entries[k] for k in missing)
             added += len(missing)
     return added
@@ -92,8 +92,8 @@ def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: 
         keys = [p.key(table.profile) for p in placed_units(config, resolution, num_classes)]
         reused = sum(table.get(k) is not None for k in keys) / len(keys)
         fill(table, [config], timing, resolution, num_classes)
-        measured, speed = in_own_process(timing, network_at_speed, config, table.profile,
-                                         end_to_end, resolution, num_classes)
+        measured, speed = run(table.profile, timing, network_at_speed, config, table.profile,
+                              end_to_end, resolution, num_classes)
         prediction = predict(config, table, resolution, num_classes, probe_ms=speed)
         rows.append({"predicted_ms": prediction.total_ms, "measured_ms": measured.median_ms,
                      "measured_iqr_ms": measured.iqr_ms, "probe_ms": speed,

@@ -17,6 +17,7 @@ from nas.errors import NasError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+BACKENDS = ("torch", "onnxruntime")  # what runs the networks (nas.latency.timing.backend_run)
 
 
 class LatencyError(NasError):
@@ -33,14 +34,18 @@ class SpeedWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Profile:
-    """Where and how networks run: the device, its thread count, and the run's batch, dtype and
-    memory format. The device part names the table; the run part is in every key."""
+    """Where and how networks run: the device, its thread count, the backend that runs them
+    (eager PyTorch, or ONNX Runtime sessions of their ONNX export), and the run's batch, dtype
+    and memory format. The device and backend part names the table; the run part is in every
+    key."""
 
     device: str = "cpu"
     threads: int = 1
     batch: int = 1
     dtype: str = "float32"
     memory_format: str = "contiguous"
+    backend: str = "torch"
+    node: str | None = None  # the Ray resource of the node that runs them (nas.latency.remote)
 
     def __post_init__(self):
         checks = (
@@ -49,10 +54,20 @@ class Profile:
             (self.batch >= 1, f"batch must be positive, not {self.batch}"),
             (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}"),
             (self.memory_format in MEMORY_FORMATS,
-             f"memory format must be one of {', '.join(MEMORY_FORMATS)}"))
+             f"memory format must be one of {', '.join(MEMORY_FORMATS)}"),
+            (self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}"),
+            (self.backend == "torch" or (self.device, self.dtype, self.memory_format)
+             == ("cpu", "float32", "contiguous"),
+             "the onnxruntime backend runs float32, contiguous, on the cpu device only"))
         for ok, message in checks:
             if not ok:
                 raise LatencyError(message)
+        if self.node is not None:
+            return  # what the node has is checked there, by the first measurement
+        if self.backend == "onnxruntime":
+            from nas.latency.ort import onnxruntime
+
+            onnxruntime()  # LatencyError naming the extra to install, if missing
         if self.device == "cuda" and not torch.cuda.is_available():
             raise LatencyError("device cuda: torch sees no GPU on this machine")
 
@@ -60,13 +75,32 @@ class Profile:
         return torch.cuda.get_device_name() if self.device == "cuda" else cpu_model()
 
     def fingerprint(self) -> str:
-        """What must match for a table's entries to hold: hardware, torch version, threads."""
-        return f"{self.device}={self.hardware()}; torch={torch.__version__}; threads={self.threads}"
+        """What must match for a table's entries to hold: hardware, the backend's version,
+        threads, and the host of a remote node."""
+        if self.node is not None:
+            from nas.latency.remote import identify
+
+            node = identify(self)
+            return f"{node.fingerprint}; host={node.hostname}"
+        if self.backend == "onnxruntime":
+            from nas.latency.ort import version
+
+            runtime = f"onnxruntime={version()}"
+        else:
+            runtime = f"torch={torch.__version__}"
+        return f"{self.device}={self.hardware()}; {runtime}; threads={self.threads}"
 
     def name(self) -> str:
-        """Default table name, e.g. ``cpu-amd-epyc-t1``."""
+        """Default table name, e.g. ``cpu-amd-epyc-t1`` (``cpu-amd-epyc-ort-t1`` for
+        onnxruntime; ``<host>-cpu-...`` on a remote node)."""
+        if self.node is not None:
+            from nas.latency.remote import identify
+
+            node = identify(self)
+            return f"{node.hostname}-{node.name}"
         slug = re.sub(r"[^a-z0-9]+", "-", self.hardware().lower()).strip("-")
-        return f"{self.device}-{slug}-t{self.threads}"
+        backend = "-ort" if self.backend == "onnxruntime" else ""
+        return f"{self.device}-{slug}{backend}-t{self.threads}"
 
     def clock(self) -> Callable[[], float]:
         """The thread's CPU time for one CPU thread, wall time for more, and on CUDA wall time

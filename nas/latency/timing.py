@@ -68,7 +68,13 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
     speed = probe(profile, timing)
     with measuring(profile):
         for _ in range(1 + timing.retries):
-            samples = _time_passes(modules, x, profile.clock(), timing)
+            if profile.backend == "onnxruntime":  # nodes timed by the runtime's profiler
+                from nas.latency import ort
+
+                samples = ort.unit_samples(net, [p.name for p in placed], x, profile.threads,
+                                           profile.clock(), timing)
+            else:
+                samples = _time_passes(modules, x, profile.clock(), timing)
             pooled: dict[Key, list[float]] = {}
             for key, times in zip(keys, samples):
                 pooled.setdefault(key, []).extend(times)
@@ -81,6 +87,16 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return {k: Entry(k, t.mean_ms, t.median_ms, t.iqr_ms, t.repeats, speed, now)
             for k, t in best.items()}
+
+
+def runnable(net: nn.Module, x: torch.Tensor, profile: Profile) -> tuple[Callable, object]:
+    """The network as the profile's backend runs it, and the input it takes: the module and
+    ``x`` for torch; for onnxruntime a session of its export fed a numpy array."""
+    if profile.backend == "onnxruntime":
+        from nas.latency import ort
+
+        return ort.network(net, x, profile.threads), x.numpy()
+    return net, x
 
 
 def _time_passes(modules: list[nn.Module], x: torch.Tensor, clock: Callable[[], float],
@@ -113,8 +129,8 @@ def measure_network(config: Network, profile: Profile, timing: Timing, resolutio
                     num_classes: int = 1000) -> Timed:
     """End-to-end latency of the built network run repeatedly on one input, as a user would
     time it: Timer blocks, measured again while noisy."""
-    net = prepare(build(config, num_classes), profile)
-    x = example_input((3, resolution, resolution), profile)
+    net, x = runnable(prepare(build(config, num_classes), profile),
+                      example_input((3, resolution, resolution), profile), profile)
     timer = Timer("net(x)", globals={"net": net, "x": x}, timer=profile.clock(),
                   num_threads=profile.threads)
     best = None

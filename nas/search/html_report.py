@@ -94,8 +94,7 @@ def _progress(go, runs: list[Run]):
         done = run.complete().sort_values("trial_id")
         objectives = [o for o in run.objectives if done[o].notna().all()]
         reference = [done[o].min() if OBJECTIVES[o] else done[o].max() for o in objectives]
-        volumes = [hypervolume(done.iloc[:k], objectives, reference)
-                   for k in range(1, len(done) + 1)]
+        volumes = volumes_so_far(done, objectives, reference)
         fig.add_trace(go.Scatter(x=done["trial_id"], y=done["accuracy"].cummax(),
                                  mode="lines", name=f"{run.name}: best accuracy"), row=1, col=1)
         fig.add_trace(go.Scatter(x=done["trial_id"], y=volumes, mode="lines",
@@ -103,6 +102,21 @@ def _progress(go, runs: list[Run]):
     fig.update_xaxes(title_text="trial")
     fig.update_layout(title="Progress of the search", height=400)
     return fig
+
+
+def volumes_so_far(done: pd.DataFrame, objectives: list[str], reference: list[float]
+                   ) -> list[float]:
+    """The hypervolume of the front of the first k trials, for every k: computed again only
+    when a trial joins the front (the others leave it unchanged)."""
+    front, volume, volumes = done.iloc[:0], 0.0, []
+    for k in range(len(done)):
+        joined = pd.concat([front, done.iloc[k:k + 1]])
+        on_front = pareto_mask(joined, objectives)
+        if on_front[-1]:
+            front = joined[on_front]
+            volume = hypervolume(front, objectives, reference)
+        volumes.append(volume)
+    return volumes
 
 
 def _edf(go, runs: list[Run]):

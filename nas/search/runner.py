@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from nas.errors import interrupt_on_signal
 from nas.evaluate.ranking import SIGNALS
+from nas.latency.remote import identify
 from nas.search.pareto import OBJECTIVES
 from nas.search.results import status
 from nas.search.settings import SearchSettings
@@ -37,14 +38,21 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
     from nas.search.workers import Evaluator
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    search = Search(settings, run_dir)
     s = settings
     on_ray = SIGNALS[s.signal].needs_measurement
+    if s.latency_on is not None:  # the latency table is the node's: the cluster comes first
+        reach_cluster(s)
+        start_ray(s)
+    try:
+        search = Search(settings, run_dir)
+    except BaseException:
+        ray.shutdown()
+        raise
     reach_cluster(s)
     owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
     deadline = time.time() + (s.time_budget_seconds() or math.inf)
     on_sigterm = signal.getsignal(signal.SIGTERM)
-    if on_ray:
+    if on_ray and not ray.is_initialized():
         start_ray(s)
     signal.signal(signal.SIGTERM, interrupt_on_signal)  # SIGTERM stops the run as Ctrl-C does
     progress = None
@@ -106,6 +114,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         raise
     finally:
         ray.shutdown()
+        identify.cache_clear()  # a node is known while connected to its cluster
         # ray.shutdown() leaves SIGTERM at the default action (death, exit code -15) while
         # Python still shows its handler: set the caller's handler again.
         signal.signal(signal.SIGTERM, on_sigterm)
@@ -172,6 +181,10 @@ def start_ray(s: SearchSettings) -> None:
         ray.shutdown()
         raise SearchError(f"--cpus-per-trial {s.cpus_per_trial}: no node of the cluster has "
                           f"more than {largest:g} CPUs")
+    if s.latency_on is not None and not ray.cluster_resources().get(s.latency_on):
+        ray.shutdown()
+        raise SearchError(f"--latency-on {s.latency_on}: no node of the cluster at {s.address} "
+                          "advertises that resource")
 
 
 def _fail_fast(search: Search) -> None:

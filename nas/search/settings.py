@@ -17,6 +17,7 @@ from nas.search.pareto import ALIASES
 from nas.yamlfile import load_yaml
 
 SAMPLERS = ("tpe", "nsga2", "random")
+LATENCY_BACKENDS = ("torch", "onnxruntime")  # nas.latency.profile.BACKENDS, named without torch
 RESUMABLE = ("trials", "time_budget", "data", "address")  # what a resumed run may change
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 MILLISECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)?")
@@ -43,6 +44,8 @@ class SearchSettings:
     signal: str = DEFAULT_SIGNAL
     proxy: ProxySettings = field(default_factory=ProxySettings)
     latency_table: str | None = None
+    latency_backend: str = "torch"
+    latency_on: str | None = None  # the Ray resource of the node the latency table is of
     resolution: int = 224
     num_classes: int = 1000
     cpus_per_trial: int = 1
@@ -66,6 +69,12 @@ class SearchSettings:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)}, "
                               f"got {excerpt(self.sampler)}")
+        if self.latency_backend not in LATENCY_BACKENDS:
+            raise ConfigError(f"latency-backend: must be one of {', '.join(LATENCY_BACKENDS)}, "
+                              f"got {excerpt(self.latency_backend)}")
+        if self.latency_on is not None and self.address is None:
+            raise ConfigError(f"latency-on: measuring on '{self.latency_on}' needs the "
+                              "cluster's --address")
         if self.screen < 0:
             raise ConfigError(f"screen: must be 0 (off) or more, got {self.screen}")
         for name in ("trials", "resolution", "num_classes", "cpus_per_trial"):

@@ -238,11 +238,13 @@ def _keep_study_settings(study: optuna.Study, s: SearchSettings, run_dir: Path) 
     if recorded is None:
         study.set_user_attr("settings", s.study_settings())
         return
+    defaults = SearchSettings().study_settings()  # settings newer than the run's journal
     for name, value in s.study_settings().items():
-        if recorded.get(name) != value:
+        if recorded.get(name, defaults[name]) != value:
             raise SearchError(f"{run_dir / 'run.yaml'}: {name} is {excerpt(value)}, but the "
-                              f"study in study.journal was made with {excerpt(recorded.get(name))}"
-                              "; run.yaml does not belong to this study")
+                              "study in study.journal was made with "
+                              f"{excerpt(recorded.get(name, defaults[name]))}; run.yaml does "
+                              "not belong to this study")
 
 
 def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constraints:
@@ -258,5 +260,5 @@ def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constrai
 def _latency_table(s: SearchSettings):
     from nas.latency import Profile, Table
 
-    profile = Profile()
+    profile = Profile(backend=s.latency_backend, node=s.latency_on)
     return Table(s.latency_table or profile.default_path(), profile)
