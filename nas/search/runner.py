@@ -174,7 +174,9 @@ def start_ray(s: SearchSettings) -> None:
     ``cpus_per_trial`` that no node offers."""
     import ray
 
-    ray.init(address=s.address, num_cpus=None if s.address else os.cpu_count(),
+    # "local": a new instance even when `ray start` left a cluster's address on this machine,
+    # which a bare ray.init() would join.
+    ray.init(address=s.address or "local", num_cpus=None if s.address else os.cpu_count(),
              include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
     if s.cpus_per_trial > largest:
