@@ -15,10 +15,14 @@ point for all runs: the lowest signal and the highest latency any run found.
 
     NAS_DATA=... python benchmarks/search_quality.py [--seconds 150] [--seeds 5]
 
-Writes benchmarks/results/search_quality.{csv,json}; ``--update --methods default`` measures
+Writes benchmarks/results/search_quality.{csv,json} (``search_quality_SPACE_BUDGET.*`` for
+another space or budget than regnet at 400MF); ``--update --methods default`` measures
 one method again against the stored others (same reference point). ``--ceiling SECONDS`` adds
 to the stored results how much hypervolume there is to find: the default search run that long
 (seed 0, the stored reference point), ``ceiling`` in the JSON with its ratio to random's median.
+``--drawn N`` adds what N random feasible networks hold together, scored by the signal, with
+the table's latency where it knows every block (``known``) and the screen's log-count fit's for
+the others (``all``): ``drawn`` in the JSON.
 """
 
 from __future__ import annotations
@@ -44,12 +48,25 @@ from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 from nas.evaluate.signal import measure
 from nas.latency import Profile, Table, Timing, predict
 from nas.search.pareto import hypervolume
+from nas.search.screen import Lookup, latency_fit
 from nas.spaces import constraints_for, load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 OBJECTIVES = ["accuracy", "latency_ms"]
 POOL = 2000
+
+
+def setting(args) -> str:
+    """What names this space and budget's files: nothing for regnet at 400MF."""
+    return "" if (args.space, args.budget) == ("regnet", "400MF") \
+        else f"_{args.space}_{args.budget}"
+
+
+def outputs(args) -> tuple[Path, Path]:
+    """The results' CSV and JSON."""
+    stem = f"search_quality{setting(args)}"
+    return RESULTS / f"{stem}.csv", RESULTS / f"{stem}.json"
 
 
 SEARCHES = {"default": [], "tpe": ["--screen", "0"],
@@ -110,7 +127,7 @@ def params_topk(args, table: Table, seed: int) -> pd.DataFrame:
 def ceiling(args, base: Path) -> None:
     """The stored summary, with the hypervolume a default search of ``args.ceiling`` seconds
     finds: near what any method can find at the stored reference point."""
-    summary = json.loads((RESULTS / "search_quality.json").read_text())
+    summary = json.loads(outputs(args)[1].read_text())
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "latency.csv"
         shutil.copy(base, table)
@@ -121,7 +138,33 @@ def ceiling(args, base: Path) -> None:
                           "scored": len(found), "hypervolume": volume,
                           "ratio_to_random": volume / summary["median_hypervolume"]["random"]}
     print(json.dumps(summary["ceiling"], indent=2))
-    (RESULTS / "search_quality.json").write_text(json.dumps(summary, indent=2) + "\n")
+    outputs(args)[1].write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def drawn(args, base: Path) -> None:
+    """The stored summary, with the hypervolume of the front of ``args.drawn`` random feasible
+    networks, each scored by the signal and given the table's latency or the fit's."""
+    summary = json.loads(outputs(args)[1].read_text())
+    space = load_space(args.space)
+    lookup = Lookup(Table(base, Profile()), 224, 1000)
+    known_ms, ranking, rows = lookup.known_ms(), SIGNALS[DEFAULT_SIGNAL], []
+    for sample in space.sample(args.drawn, 123, constraints_for(space, args.budget)):
+        counts = sample.complexity.totals()
+        rows.append({**counts, "accuracy": ranking.score(features(counts, ranking.features)),
+                     "latency_ms": known_ms(lookup.keys(sample.network))})
+    networks = pd.DataFrame(rows)
+    known = networks[networks["latency_ms"].notna()]
+    fit = latency_fit(known.to_dict("records"))
+    fitted = networks.assign(latency_ms=[fit(r) if pd.isna(r["latency_ms"]) else r["latency_ms"]
+                                         for r in rows])
+    random = summary["median_hypervolume"]["random"]
+    volumes = {"known": hypervolume(known, OBJECTIVES, summary["reference_point"]),
+               "all": hypervolume(fitted, OBJECTIVES, summary["reference_point"])}
+    summary["drawn"] = {"networks": len(networks), "known": len(known),
+                        "hypervolume": volumes,
+                        "ratio_to_random": {k: v / random for k, v in volumes.items()}}
+    print(json.dumps(summary["drawn"], indent=2))
+    outputs(args)[1].write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def main() -> None:
@@ -138,16 +181,21 @@ def main() -> None:
                         "the reference point of the stored run")
     p.add_argument("--ceiling", type=int, metavar="SECONDS",
                    help="only add the hypervolume a default search this long finds")
+    p.add_argument("--drawn", type=int, metavar="N",
+                   help="only add the hypervolume N random feasible networks hold")
     args = p.parse_args()
     load_before = os.getloadavg()
     profile = Profile()
-    base = ROOT / "results" / "latency" / f"search-quality-{profile.name()}.csv"
+    base = ROOT / "results" / "latency" / f"search-quality{setting(args)}-{profile.name()}.csv"
     subprocess.run([sys.executable, "-m", "nas.cli", "latency", "build", "--space", args.space,
                     "--budget", args.budget, "-n", str(args.table_networks),
                     "--latency-table", str(base)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     if args.ceiling:
         return ceiling(args, base)
+    if args.drawn:
+        return drawn(args, base)
+    csv_path, json_path = outputs(args)
     runs = []
     for seed in range(args.seeds):
         for method in args.methods.split(","):
@@ -160,9 +208,9 @@ def main() -> None:
             print(f"{method} seed {seed}: {len(found)} candidates scored", flush=True)
     kept = pd.DataFrame()
     if args.update:  # the other methods' rows stay; the new runs use their reference point
-        kept = pd.read_csv(RESULTS / "search_quality.csv")
+        kept = pd.read_csv(csv_path)
         kept = kept[~kept["method"].isin(args.methods.split(","))]
-        reference = json.loads((RESULTS / "search_quality.json").read_text())["reference_point"]
+        reference = json.loads(json_path.read_text())["reference_point"]
     else:
         everything = pd.concat([f for _, _, f in runs])
         reference = [float(everything["accuracy"].min()), float(everything["latency_ms"].max())]
@@ -182,8 +230,8 @@ def main() -> None:
                "ratio_to_random": {m: v / medians["random"] for m, v in medians.items()}
                if medians.get("random") else None}
     print(json.dumps(summary, indent=2))
-    table_out.to_csv(RESULTS / "search_quality.csv", index=False)
-    (RESULTS / "search_quality.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table_out.to_csv(csv_path, index=False)
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -55,11 +55,7 @@ def write_onnx(config: Network, path: Path, num_classes: int = 1000,
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")  # the exporter's deprecation notices
-            torch.onnx.export(model, (inputs[0],), str(tmp), input_names=["input"],
-                              output_names=["logits"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        to_onnx(model, inputs[0], str(tmp), dynamic_batch=True)
         session = session_type(str(tmp), providers=["CPUExecutionProvider"])
         with torch.no_grad():
             difference = max(_difference(session.run(None, {"input": x.numpy()})[0],
@@ -71,6 +67,19 @@ def write_onnx(config: Network, path: Path, num_classes: int = 1000,
     finally:
         tmp.unlink(missing_ok=True)
     return difference
+
+
+def to_onnx(module, example, target, dynamic_batch: bool = False) -> None:
+    """Export ``module`` traced on ``example`` to ``target`` (a path or a binary file) by torch's
+    TorchScript exporter at OPSET, its input named ``input`` and its output ``logits``."""
+    import torch
+
+    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter's deprecation notices
+        torch.onnx.export(module, (example,), target, input_names=["input"],
+                          output_names=["logits"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes=axes)
 
 
 def _difference(output, reference) -> float:

@@ -35,8 +35,8 @@ for path in sys.argv[1:]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.build_model(num_classes=7)
-    model.load_state_dict(torch.load(path[:-3] + ".state.pt"))
-    x = torch.load(path[:-3] + ".input.pt")
+    model.load_state_dict(torch.load(path[:-3] + ".state.pt", weights_only=True))
+    x = torch.load(path[:-3] + ".input.pt", weights_only=True)
     with torch.no_grad():
         torch.save(model.eval()(x), path[:-3] + ".output.pt")
     out[path] = {**hook_counts(model, RESOLUTION), "names": list(model.state_dict())}
@@ -108,8 +108,8 @@ def test_exported_networks_equal_the_tools_for_every_family(tmp_path):
         assert measured[path]["flops"] == cx.flops
         assert measured[path]["names"] == names
         # the same code and weights: equal up to float rounding of kernels chosen per process
-        assert torch.allclose(torch.load(path[:-3] + ".output.pt"), output, rtol=0,
-                              atol=1e-6), path
+        expected = torch.load(path[:-3] + ".output.pt", weights_only=True)
+        assert torch.allclose(expected, output, rtol=0, atol=1e-6), path
 
 
 def fake_run(path, statuses):

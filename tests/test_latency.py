@@ -377,13 +377,17 @@ def test_a_search_predicts_latency_with_the_backend_it_is_given(tmp_path):
 def board_cluster():
     """A Ray cluster of two nodes on this machine, the second advertising the resource 'board'
     (at the machine's own address: a driver started by the command joins it there)."""
+    import ray
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1,
                                                            "include_dashboard": False})
-    board = cluster.add_node(num_cpus=1, resources={"board": 1})
+    cluster.add_node(num_cpus=1, resources={"board": 1})
     try:
-        yield cluster.address, board.node_id
+        cluster.connect()  # the board's node id, from the cluster (Ray 2.9's Node lacks it)
+        board = next(n["NodeID"] for n in ray.nodes() if n["Resources"].get("board"))
+        ray.shutdown()
+        yield cluster.address, board
     finally:
         cluster.shutdown()
 

@@ -12,12 +12,11 @@ here: each session run carries costs that one run of the whole graph pays once. 
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
 import json
 import statistics
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,11 +26,11 @@ import torch
 from torch import nn
 
 from nas.latency.profile import LatencyError
+from nas.onnx_export import to_onnx
 
 if TYPE_CHECKING:
     from nas.latency.timing import Timing
 
-OPSET = 17
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
@@ -60,10 +59,7 @@ def session(model: bytes, threads: int, profile_prefix: str | None = None):
 
 def export(module: nn.Module, example: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")  # the exporter's deprecation notices
-        torch.onnx.export(module, (example,), buffer, input_names=["input"],
-                          output_names=["output"], opset_version=OPSET, dynamo=False)
+    to_onnx(module, example, buffer)
     return buffer.getvalue()
 
 
@@ -104,6 +100,11 @@ def attribute(events: list[dict], names: Sequence[str]) -> list[list[float]]:
     reorders ONNX Runtime inserts belong to the unit they feed (``ReorderInput``) or the one
     whose output they convert (``ReorderOutput`` and anything else unnamed)."""
     prefixes = ["/" + name.replace(".", "/") + "/" for name in names]
+
+    @functools.cache
+    def unit_of(node: str) -> int | None:
+        return next((i for i, p in enumerate(prefixes) if node.startswith(p)), None)
+
     windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
                      if e.get("cat") == "Session" and e["name"] == "model_run")
     nodes = sorted((e["ts"], e["name"].removesuffix("_kernel_time"), e["dur"]) for e in events
@@ -112,7 +113,7 @@ def attribute(events: list[dict], names: Sequence[str]) -> list[list[float]]:
     for begin, end in windows:
         times, last, waiting = [0.0] * len(names), 0, 0.0
         for _, name, micros in (n for n in nodes if begin <= n[0] <= end):
-            unit = next((i for i, p in enumerate(prefixes) if name.startswith(p)), None)
+            unit = unit_of(name)
             if unit is None and name.startswith("ReorderInput"):
                 waiting += micros  # for the next named node's unit
                 continue

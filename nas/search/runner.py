@@ -38,17 +38,16 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
     from nas.search.workers import Evaluator
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    s = settings
+    s = settings.check()
     on_ray = SIGNALS[s.signal].needs_measurement
+    reach_cluster(s)
     if s.latency_on is not None:  # the latency table is the node's: the cluster comes first
-        reach_cluster(s)
         start_ray(s)
     try:
         search = Search(settings, run_dir)
     except BaseException:
         ray.shutdown()
         raise
-    reach_cluster(s)
     owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
     deadline = time.time() + (s.time_budget_seconds() or math.inf)
     on_sigterm = signal.getsignal(signal.SIGTERM)
@@ -110,7 +109,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
                 break
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trials cut off resume as interrupted
         if progress is not None:
-            search.interrupt([job.trial for job in running.values()] + [ready_trial])
+            search.interrupt()
         raise
     finally:
         ray.shutdown()

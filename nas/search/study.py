@@ -84,8 +84,7 @@ class Search:
         self.screen = Screen(self.space.feasible(s.seed + done, self.constraints), s.screen,
                              s.columns, lookup) if s.screen else None
         _keep_study_settings(self.study, s, self.run_dir)
-        for trial in self.study.get_trials(states=(TrialState.RUNNING,)):
-            self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
+        self.interrupt()  # the trials a killed run left running
         trials = self.study.get_trials(deepcopy=False)
         requeued = {t.user_attrs.get("requeued_from") for t in trials}
         for trial in trials:
@@ -160,12 +159,12 @@ class Search:
                 return {**record, "status": "infeasible", "error": "over the latency budget"}
         return {**record, "status": "running"}
 
-    def interrupt(self, trials: list) -> None:
-        """Record the trials a Ctrl-C or SIGTERM cut off as interrupted (a resumed run trains
-        them again)."""
-        for trial in trials:
-            if trial is not None:
-                self.study.tell(trial, state=TrialState.FAIL)
+    def interrupt(self) -> None:
+        """Record every trial still running as interrupted (a resumed run trains it again):
+        those a Ctrl-C or SIGTERM cut off, in training or just proposed, or a killed run left.
+        The run folder has one owner, so every running trial in its study is this run's."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)  # shown as "interrupted"
 
     def stop(self, run: Running) -> None:
         """Record a candidate cut off by the time budget; a resumed run trains it again."""
