@@ -17,7 +17,7 @@ from nas.errors import NasError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
-BACKENDS = ("torch", "onnxruntime")  # what runs the networks (nas.latency.timing.backend_run)
+BACKENDS = ("torch", "onnxruntime")  # what runs the networks (nas.latency.timing.runnable)
 
 
 class LatencyError(NasError):
