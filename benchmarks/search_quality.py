@@ -15,11 +15,15 @@ point for all runs: the lowest signal and the highest latency any run found.
 
     NAS_DATA=... python benchmarks/search_quality.py [--seconds 150] [--seeds 5]
 
-Writes benchmarks/results/search_quality.{csv,json} (``search_quality_SPACE_BUDGET.*`` for
-another space or budget than regnet at 400MF); ``--update --methods default`` measures
-one method again against the stored others (same reference point). ``--ceiling SECONDS`` adds
-to the stored results how much hypervolume there is to find: the default search run that long
-(seed 0, the stored reference point), ``ceiling`` in the JSON with its ratio to random's median.
+``--latency-budget`` gives every method the same ceiling on predicted latency (the search's
+option; params_topk and ``--drawn`` drop the networks above it).
+
+Writes benchmarks/results/search_quality.{csv,json} (``search_quality_SPACE_BUDGET[_LATENCY].*``
+for another space or budget than regnet at 400MF, or a latency budget); ``--update --methods
+default`` measures one method again against the stored others (same reference point).
+``--ceiling SECONDS`` adds to the stored results how much hypervolume there is to find: the
+default search run that long (seed 0, the stored reference point), ``ceiling`` in the JSON
+with its ratio to random's median.
 ``--drawn N`` adds what N random feasible networks hold together, scored by the signal, with
 the table's latency where it knows every block (``known``) and the screen's log-count fit's for
 the others (``all``): ``drawn`` in the JSON.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -49,6 +54,7 @@ from nas.evaluate.signal import measure
 from nas.latency import Profile, Table, Timing, predict
 from nas.search.pareto import hypervolume
 from nas.search.screen import Lookup, latency_fit
+from nas.search.settings import parse_milliseconds
 from nas.spaces import constraints_for, load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,8 +65,13 @@ POOL = 2000
 
 def setting(args) -> str:
     """What names this space and budget's files: nothing for regnet at 400MF."""
-    return "" if (args.space, args.budget) == ("regnet", "400MF") \
-        else f"_{args.space}_{args.budget}"
+    latency = f"_{args.latency_budget}" if args.latency_budget else ""
+    return "" if (args.space, args.budget, latency) == ("regnet", "400MF", "") \
+        else f"_{args.space}_{args.budget}{latency}"
+
+
+def latency_limit(args) -> float:
+    return parse_milliseconds(args.latency_budget) if args.latency_budget else math.inf
 
 
 def outputs(args) -> tuple[Path, Path]:
@@ -79,7 +90,9 @@ def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
         subprocess.run([sys.executable, "search.py", "--space", args.space, "--budget",
                         args.budget, *SEARCHES[method], "--seed", str(seed),
                         "--trials", "100000", "--time-budget", f"{args.seconds}s",
-                        "--latency-table", str(table), "--out", str(run)],
+                        "--latency-table", str(table), "--out", str(run),
+                        *(["--latency-budget", args.latency_budget] if args.latency_budget
+                          else [])],
                        cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
         trials = pd.read_csv(run / "trials.csv")
     return trials[trials["status"] == "complete"][OBJECTIVES + ["params"]]
@@ -113,12 +126,11 @@ def params_topk(args, table: Table, seed: int) -> pd.DataFrame:
             record, _ = future.result()
             if time.time() - start > args.seconds:
                 break
-            if record["status"] == "ok":
+            latency = predict(sample.network, table, 224, 1000, Timing()).total_ms
+            if record["status"] == "ok" and latency <= latency_limit(args):
                 measured = {**record, **sample.complexity.totals()}
                 rows.append({"accuracy": ranking.score(features(measured, ranking.features)),
-                             "latency_ms": predict(sample.network, table, 224, 1000,
-                                                   Timing()).total_ms,
-                             "params": sample.complexity.params})
+                             "latency_ms": latency, "params": sample.complexity.params})
         for _, future in pending:
             future.cancel()
     return pd.DataFrame(rows)
@@ -157,10 +169,11 @@ def drawn(args, base: Path) -> None:
     fit = latency_fit(known.to_dict("records"))
     fitted = networks.assign(latency_ms=[fit(r) if pd.isna(r["latency_ms"]) else r["latency_ms"]
                                          for r in rows])
+    known, fitted = (d[d["latency_ms"] <= latency_limit(args)] for d in (known, fitted))
     random = summary["median_hypervolume"]["random"]
     volumes = {"known": hypervolume(known, OBJECTIVES, summary["reference_point"]),
                "all": hypervolume(fitted, OBJECTIVES, summary["reference_point"])}
-    summary["drawn"] = {"networks": len(networks), "known": len(known),
+    summary["drawn"] = {"networks": len(networks), "known": len(known), "feasible": len(fitted),
                         "hypervolume": volumes,
                         "ratio_to_random": {k: v / random for k, v in volumes.items()}}
     print(json.dumps(summary["drawn"], indent=2))
@@ -171,6 +184,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="regnet")
     p.add_argument("--budget", default="400MF")
+    p.add_argument("--latency-budget", help="also a ceiling on predicted latency, e.g. 10ms")
     p.add_argument("--seconds", type=int, default=150, help="wall-clock per run (default 150)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table-networks", type=int, default=200,
@@ -222,7 +236,8 @@ def main() -> None:
     print(table_out.to_string(index=False))
     medians = {m: statistics.median(g["hypervolume"]) for m, g in table_out.groupby("method")}
     summary = {"seeds": args.seeds, "wall_clock_seconds": args.seconds, "space": args.space,
-               "budget": args.budget, "signal": DEFAULT_SIGNAL, "objectives": OBJECTIVES,
+               "budget": args.budget, "latency_budget": args.latency_budget,
+               "signal": DEFAULT_SIGNAL, "objectives": OBJECTIVES,
                "load_average_before_after": [load_before[0], os.getloadavg()[0]],
                "reference_point": reference, "median_hypervolume": medians,
                "median_scored": {m: statistics.median(g["scored"])

@@ -148,6 +148,23 @@ def test_noisy_entries_are_measured_again_and_the_quietest_kept(monkeypatch):
         assert entry.mean_ms == pytest.approx(1015) and entry.repeats == 4
 
 
+def test_an_entrys_speed_is_the_probe_before_and_after_its_measurement(monkeypatch):
+    probes, order = iter([2.0, 4.0]), []
+    def probe(*_):
+        order.append("probe")
+        return next(probes)
+    def passes(modules, *_):
+        order.append("units")
+        return [[1e-3] * 4 for _ in modules]
+
+    monkeypatch.setattr(latency.timing, "probe", probe)
+    monkeypatch.setattr(latency.timing, "_time_passes", passes)
+    entries = latency.timing.measure_units(Network.from_dict(TINY), Profile(), QUICK,
+                                           RESOLUTION, 10)
+    assert order == ["probe", "units", "probe"]
+    assert {e.probe_ms for e in entries.values()} == {3.0}
+
+
 def _counting(function, calls: list):
     def counted(*args, **kwargs):
         calls.append(args)

@@ -103,6 +103,27 @@ def test_the_screen_takes_latency_the_table_knows_and_weighs_gains_by_cost(tmp_p
     assert (screen.choose(scored) == draws[3].values) == (seconds_measuring > 1)
 
 
+def test_under_a_latency_budget_the_screen_drops_what_it_predicts_over_it(tmp_path):
+    space = load_space("regnet")
+    cx = constraints_for(space, "400MF")
+    scored = [{**record(s.complexity.totals()), "latency_ms": 1.0 + s.complexity.flops / 1e8}
+              for s in space.sample(STARTUP, 5, cx)]
+    fit = latency_fit(scored)  # the screen's prediction: its table knows no unit
+    lookup = Lookup(Table(tmp_path / "t.csv", Profile()), 224, 1000)
+    budget = float(np.median([r["latency_ms"] for r in scored]))
+
+    def screen(latency_budget=float("inf")):
+        return Screen(space.feasible(0, cx), 32, ["accuracy", "flops"], lookup, latency_budget)
+
+    bounded, unbounded = screen(budget), screen()
+    values = bounded.choose(scored)
+    unbounded.choose(scored)
+    assert fit(complexity(space.network(values)).totals()) <= budget
+    assert all(fit(p.sample.complexity.totals()) <= budget for p in bounded.drawn)
+    assert len(bounded.drawn) < len(unbounded.drawn)
+    assert screen(1e-3).choose(scored) is None  # nothing left: the sampler proposes
+
+
 def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):
     """The default signal needs no data and no Ray: candidates are scored in the search's own
     process, and the screen's choices reach the study as drawn (so none is infeasible)."""

@@ -224,6 +224,17 @@ def test_failed_and_complete_trials_are_told_and_tabled(tmp_path):
         [trained["trial_id"].iloc[1]]
 
 
+def test_a_proposal_past_the_deadline_asks_for_nothing(tmp_path):
+    """Rejections cannot hold a run past its time budget."""
+    from nas.search.settings import SearchSettings
+    from nas.search.study import Search
+
+    search = Search(SearchSettings(objectives=("accuracy", "flops")), tmp_path)
+    search.open_study()
+    assert search.propose(deadline=time.time()) is None and not search.study.trials
+    assert search.propose().user_attrs["status"] == "running"
+
+
 @needs_data
 @pytest.mark.slow
 def test_time_budget_stops_the_run_cleanly_and_resume_trains_what_it_cut_off(tmp_path):

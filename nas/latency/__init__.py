@@ -32,7 +32,8 @@ Backends and devices
 Speed
     A shared machine's speed drifts by 5-10% within minutes (other tenants' load on its caches
     and memory), so an entry measured a while ago is off by that much today. Each entry keeps
-    the time of a small fixed probe network measured just before it in the same process; a
+    the time of a small fixed probe network in the same process, the mean of its runs just
+    before and just after the entry's measurement (one run varies as much as the drift); a
     prediction scales every entry by ``probe_ms / entry.probe_ms``, to the table's typical
     speed (the median probe of its entries) by default, or to the speed a probe shows now.
     The correction assumes every unit slows down as the probe does, which held for the drift

@@ -57,7 +57,8 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
                   ) -> dict[Key, Entry]:
     """An entry for every distinct unit of the network, each timed inside the running network;
     the samples of identical units are pooled. Passes are repeated while an entry of
-    ``wanted`` (default: all) is noisy."""
+    ``wanted`` (default: all) is noisy. The entries' speed is the probe's mean before and
+    after: one probe alone varies as much as the units it corrects."""
     placed = placed_units(config, resolution, num_classes)
     net = prepare(build(config, num_classes), profile)
     modules = [net.get_submodule(p.name) for p in placed]
@@ -65,7 +66,7 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
     keys = [p.key(profile) for p in placed]
     wanted = set(keys if wanted is None else wanted)
     best: dict[Key, Timed] = {}
-    speed = probe(profile, timing)
+    before = probe(profile, timing)
     with measuring(profile):
         for _ in range(1 + timing.retries):
             if profile.backend == "onnxruntime":  # nodes timed by the runtime's profiler
@@ -84,6 +85,7 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
                     best[key] = timed
             if all(best[k].noise <= timing.max_noise for k in wanted):
                 break
+    speed = (before + probe(profile, timing)) / 2  # as around a whole network's measurement
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return {k: Entry(k, t.mean_ms, t.median_ms, t.iqr_ms, t.repeats, speed, now)
             for k, t in best.items()}

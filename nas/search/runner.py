@@ -71,7 +71,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         while True:
             wanted = search.trained() < s.trials and time.time() < deadline
             if ready_trial is None and wanted:
-                ready_trial = search.propose()
+                ready_trial = search.propose(deadline)
             if ready_trial is not None and not on_ray:  # nothing to measure: scored at once
                 search.finish(Running(ready_trial, None, time.time()), NOTHING_MEASURED)
                 ready_trial = None

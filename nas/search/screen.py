@@ -6,7 +6,8 @@ anew for each choice) and predicts each one's objectives without measuring anyth
 ``accuracy`` by the calibrated signal (exactly the run's signal when that is the default),
 ``latency_ms`` from the latency table where it has every unit of the network (exactly what the
 candidate will be given), else by a least-squares fit of log latency on the log analytic
-counts of the networks whose latency is known, and FLOPs, params and MAC exactly.
+counts of the networks whose latency is known, and FLOPs, params and MAC exactly. Under a
+latency budget, a pooled network predicted over it is dropped from the pool.
 
 It proposes the network with the most hypervolume gain per second: the hypervolume it would add
 to the front of the scored candidates (the objectives scaled to the range of front and pool),
@@ -73,8 +74,9 @@ class Pooled:
 
 class Screen:
     def __init__(self, pool: Iterator[Sample], size: int, columns: Sequence[str],
-                 lookup: Lookup | None = None):
+                 lookup: Lookup | None = None, latency_budget: float = math.inf):
         self.pool, self.size, self.columns, self.lookup = pool, size, list(columns), lookup
+        self.latency_budget = latency_budget  # milliseconds; needs a lookup when finite
         self.signal = SIGNALS[DEFAULT_SIGNAL]  # analytic: it needs no measurement
         self.drawn: list[Pooled] = []  # the pool: the newest draws not chosen yet
 
@@ -87,6 +89,13 @@ class Screen:
         if len(scored) < STARTUP:  # too few to predict from: the newest draw, at random
             return self.drawn.pop().sample.values
         known = self._known_latency()
+        if self.latency_budget < math.inf:
+            within = [ms <= self.latency_budget
+                      for ms in self.predicted("latency_ms", scored, known)]
+            self.drawn = [p for p, ok in zip(self.drawn, within) if ok]
+            known = [ms for ms, ok in zip(known, within) if ok]
+            if not self.drawn:
+                return None
         predicted = np.column_stack([self.predicted(c, scored, known) for c in self.columns])
         front = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
         gains = improvements(_as_costs(front, self.columns), _as_costs(predicted, self.columns))

@@ -82,7 +82,8 @@ class Search:
         lookup = (Lookup(self.table, s.resolution, s.num_classes) if self.table is not None
                   else None)
         self.screen = Screen(self.space.feasible(s.seed + done, self.constraints), s.screen,
-                             s.columns, lookup) if s.screen else None
+                             s.columns, lookup, self.limits.get("latency_ms", math.inf)
+                             ) if s.screen else None
         _keep_study_settings(self.study, s, self.run_dir)
         self.interrupt()  # the trials a killed run left running
         trials = self.study.get_trials(deepcopy=False)
@@ -98,11 +99,14 @@ class Search:
 
     # --- one candidate --------------------------------------------------------------------
 
-    def propose(self) -> optuna.trial.Trial:
+    def propose(self, deadline: float = math.inf) -> optuna.trial.Trial | None:
         """Ask for candidates until one is within every limit; record the rejected ones. With
-        a screen, a candidate is the screen's choice where it has one (``nas.search.screen``)."""
+        a screen, a candidate is the screen's choice where it has one (``nas.search.screen``).
+        None once ``deadline`` (a ``time.time()``) has passed."""
         start = time.time()
         for _ in range(MAX_REJECTED):
+            if time.time() >= deadline:
+                return None
             self._screen()
             trial = self.study.ask()
             record = self.cost(trial)
