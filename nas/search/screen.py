@@ -76,7 +76,7 @@ class Screen:
     def __init__(self, pool: Iterator[Sample], size: int, columns: Sequence[str],
                  lookup: Lookup | None = None, latency_budget: float = math.inf):
         self.pool, self.size, self.columns, self.lookup = pool, size, list(columns), lookup
-        self.latency_budget = latency_budget  # milliseconds; needs a lookup when finite
+        self.latency_budget = latency_budget  # milliseconds, on the predicted latency
         self.signal = SIGNALS[DEFAULT_SIGNAL]  # analytic: it needs no measurement
         self.drawn: list[Pooled] = []  # the pool: the newest draws not chosen yet
 
