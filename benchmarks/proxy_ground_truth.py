@@ -23,12 +23,14 @@ held-out part, and ``imagenet_regnet`` is held out whole. The proxy trainings co
 network for the deep CIFAR-10 networks, so ``proxy``, ``proxy_loss``, ``sotl`` and the rankings
 using them are measured on ``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and
 params' tau on the same networks beside it. Intervals are bootstrap 95% percentiles over the
-networks. ``--fidelity NAME`` trains the alternative proxies of ``FIDELITIES`` as well.
+networks. ``--fidelity NAME ...`` trains the alternative proxies of ``FIDELITIES`` as well, and
+``--sets imagenet_regnet`` trains the networks of that set only.
 
 Every measurement is appended to ``proxy_ground_truth_runs.csv`` as it ends (a cut run resumes);
 the summary is ``proxy_ground_truth.json`` and the per-network table ``proxy_ground_truth.csv``.
 
-    NAS_DATA=... nice -n 5 python benchmarks/proxy_ground_truth.py [--workers 2] [--fidelity F]
+    NAS_DATA=... nice -n 5 python benchmarks/proxy_ground_truth.py [--workers 2] [--fidelity F ...]
+        [--sets imagenet_regnet]
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ def _measure(config: dict, measure: str, seed: int) -> dict:
     if measure == "zero_cost":
         torch.set_num_threads(1)
         x, y = signal.score_batch(_data)
+        torch.manual_seed(seed)
         model = build(proxy.proxy_network(net, PROXY.width_mult), proxy.NUM_CLASSES)
         start = time.perf_counter()
         result = zero_cost.scores(model, x, y)
@@ -156,10 +159,13 @@ def done() -> dict[tuple, dict]:
         return {(r["set"], r["model"], r["measure"], int(r["seed"])): r for r in csv.DictReader(f)}
 
 
-def jobs(nets: list[Truth], fidelities: list[str]) -> list[tuple[Truth, str, int]]:
-    """Cheap first: zero-cost scores, then trainings from the smallest network up."""
+def jobs(nets: list[Truth], fidelities: list[str],
+         sets: tuple[str, ...] = SETS) -> list[tuple[Truth, str, int]]:
+    """Cheap first: zero-cost scores, then trainings (of ``sets`` only) from the smallest
+    network up."""
     by_cost = sorted(nets, key=lambda t: (t.set != "imagenet_regnet", t.flops))
-    todo = [(t, "zero_cost", 0) for t in by_cost]
+    todo = [(t, "zero_cost", seed) for seed in (0, 1) for t in by_cost]
+    by_cost = [t for t in by_cost if t.set in sets]
     for measure in fidelities:
         todo += [(t, measure, 0) for t in by_cost if trained(t) and t.set != "cifar10"]
     todo += [(t, "proxy", 1) for t in by_cost if t.model in NOISE and t.set != "cifar10"]
@@ -279,6 +285,27 @@ def mean_seconds(rows: list[dict], column: str) -> float:
     return statistics.mean(values) if values else 0.0
 
 
+def zero_cost_seed_noise(rows: list[dict], runs: dict[tuple, dict],
+                         fitted: dict[str, ranking.Ranking], tune: set[str]) -> dict:
+    """The zero-cost scores of a second initialisation (seed 1): each score's Kendall tau with
+    seed 0's over every network, and each fitted ranking using one scored on cifar10's held-out
+    networks with seed 1's scores (the weights fitted on seed 0's)."""
+    again = [dict(r, **{k: float(z[k]) for k in zero_cost.SCORES}) for r in rows
+             if (z := runs.get((r["set"], r["model"], "zero_cost", 1)))]
+    if not again:
+        return {}
+    first = {(r["set"], r["model"]): r for r in rows}
+    result = {"n": len(again), "kendall_tau_between_seeds": {
+        k: round(kendall([first[r["set"], r["model"]][k] for r in again], [r[k] for r in again]),
+                 3) for k in zero_cost.SCORES}}
+    held = [r for r in again if r["set"] == "cifar10" and r["model"] not in tune]
+    result["cifar10_held_out_tau_seed1"] = {
+        name: round(kendall([-r["top1_error"] for r in held],
+                            [m.score(ranking.features(r, m.features)) for r in held]), 3)
+        for name, m in fitted.items() if m.zero_cost and not m.needs_training}
+    return result
+
+
 def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
     rows = table(nets, runs)
     tune = tuning(nets)
@@ -319,6 +346,7 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
             signals[name]["tuning"] = {"n": len(fit), "kendall_tau": round(kendall(
                 [-r["top1_error"] for r in fit], [r[name] for r in fit]), 3)}
     noise = [(r["proxy"], r["proxy_seed1"]) for r in rows if "proxy_seed1" in r and "proxy" in r]
+    zero_cost_noise = zero_cost_seed_noise(rows, runs, fitted, tune)
     return {"default": ranking.name(ranking.SIGNALS[ranking.DEFAULT_SIGNAL].features),
             "held_out": "cifar10: every other network in FLOPs order, starting with the second; "
                         "imagenet_regnet: all (nothing is fitted on it)",
@@ -328,6 +356,7 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
                 "mean_abs_top1_difference": round(statistics.mean(abs(a - b) for a, b in noise), 3)
                 if noise else None,
                 "networks": [r["model"] for r in rows if "proxy_seed1" in r]},
+            "zero_cost_seed_noise": zero_cost_noise,
             "fitted": {name: dataclasses.asdict(m) for name, m in fitted.items()},
             "proxy": PROXY.to_dict(), "fidelities": FIDELITIES,
             "timing": "seconds per network, one torch thread, two measurements at a time on a "
@@ -339,11 +368,13 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel measurements (default 2)")
     p.add_argument("--fidelity", nargs="*", choices=FIDELITIES, default=["proxy"],
                    help="proxy trainings to measure (default: the search's proxy)")
+    p.add_argument("--sets", nargs="*", choices=SETS[:2], default=SETS[:2],
+                   help="the sets whose networks are proxy-trained (default: both)")
     p.add_argument("--summary-only", action="store_true", help="measure nothing new")
     args = p.parse_args()
     nets = ground_truth()
     if not args.summary_only:
-        run(jobs(nets, args.fidelity), args.workers)
+        run(jobs(nets, args.fidelity, tuple(args.sets)), args.workers)
     summary, rows = summarize(nets, done())
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with open(RESULTS / "proxy_ground_truth.csv", "w", newline="") as f:

@@ -10,6 +10,7 @@ from helpers import QUICK, TINY
 from scipy.stats import kendalltau
 from torch import nn
 
+from nas.blocks.layers import SE
 from nas.config import Network
 from nas.evaluate import data, zero_cost
 from nas.evaluate.ranking import (
@@ -44,6 +45,47 @@ def test_synflow_is_depth_times_the_output_for_a_bias_free_relu_chain():
         hidden = nn.functional.conv2d(torch.ones(1, 3, 8, 8, dtype=torch.float64), w1)
         r = (hidden.flatten(1) @ w2.T).sum().item()
     assert zero_cost.synflow(net, (3, 8, 8)) == pytest.approx(math.log(2 * r), rel=1e-9)
+
+
+def test_synflow_stays_exact_where_float64_overflows():
+    """1,200 linear layers of ones, 8 wide: R = 8^1201 (about 1e1084) and every layer's sum of
+    w dR/dw is R, so the score is log(1200 R)."""
+    layers = [nn.Linear(8, 8, bias=False) for _ in range(1200)]
+    for layer in layers:
+        nn.init.ones_(layer.weight)
+    score = zero_cost.synflow(nn.Sequential(nn.Flatten(), *layers), (8,))
+    assert score == pytest.approx(math.log(1200) + 1201 * math.log(8), rel=1e-12)
+
+
+@pytest.mark.parametrize("stage", [
+    {"block": "resnext", "depth": 3, "width": 32, "group_w": 8, "se": 0.25},
+    {"block": "densenet", "depth": 4, "growth": 8},
+    {"block": "mobilenetv2", "depth": 2, "width": 16},
+])
+def test_synflow_divides_its_scaling_out_exactly(stage):
+    """The score with each block's output rescaled equals the plain float64 sum over the same
+    linearised network (residual sums, concatenations, SE and ReLU6 included)."""
+    torch.manual_seed(0)
+    net = build(Network.from_dict({"stem": {"kind": "cifar", "width": 16}, "stages": [stage]}), 10)
+    plain = zero_cost._linearised(net)
+    plain(torch.ones(1, 3, 16, 16, dtype=torch.float64)).sum().backward()
+    total = sum((m.weight * m.weight.grad).abs().sum().item() for m in plain.modules()
+                if isinstance(m, zero_cost.WEIGHTED))
+    assert zero_cost.synflow(net, (3, 16, 16)) == pytest.approx(math.log(total), rel=1e-12)
+
+
+def test_synflow_is_the_score_of_the_linearised_network():
+    """ReLU6 that would saturate, and an SE gate, count as the identity."""
+    def chain(*middle):
+        torch.manual_seed(0)
+        first = nn.Linear(4, 16)
+        nn.init.constant_(first.weight, 3.0)  # every unit at 12 on all-ones input: ReLU6 clips
+        return nn.Sequential(nn.Flatten(), first, *middle, nn.Linear(16, 3))
+    se = SE(16, 4)
+    gated = nn.Sequential(nn.Unflatten(1, (16, 1, 1)), se, nn.Flatten())
+    linear = zero_cost.synflow(chain(), (4,))
+    assert zero_cost.synflow(chain(nn.ReLU6()), (4,)) == pytest.approx(linear, rel=1e-12)
+    assert zero_cost.synflow(chain(gated), (4,)) == pytest.approx(linear, rel=1e-12)
 
 
 def test_naswot_is_the_log_determinant_of_the_hamming_kernel():
