@@ -314,7 +314,8 @@ def test_sigterm_stops_cleanly_and_resume_keeps_every_setting(tmp_path):
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "nas search: interrupted"
+    assert err.strip().splitlines()[-2:] == [
+        f"continue it with: python search.py --resume {run}", "nas search: interrupted"]
     wait_for(lambda: not session_processes(process.pid), timeout=30)  # no child is left
     trials = pd.read_csv(run / "trials.csv")
     assert "interrupted" in set(trials["status"]) and "running" not in set(trials["status"])

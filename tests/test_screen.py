@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,7 +135,8 @@ def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):
     assert main(["search", "--objectives", "accuracy,flops", "--trials", "30", "--data",
                  str(tmp_path / "none"), "--out", str(run)]) == 0
     assert not ray.is_initialized()
-    assert capsys.readouterr().out.startswith(f"run folder: {run}\n")  # said before it starts
+    out = capsys.readouterr().out
+    assert out.startswith(f"run folder: {run}\n")  # said before it starts
     assert (tmp_path / "latest").resolve() == run.resolve()  # the last run, by a fixed name
     trials = pd.read_csv(run / "trials.csv")
     screened = trials["screened"].fillna(False).astype(bool)
@@ -142,3 +145,11 @@ def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):
     assert screened[trials["status"] == "complete"].sum() >= 25  # a few improved nothing
     assert set(trials[screened]["status"]) == {"complete"}
     assert set(pd.read_csv(run / "pareto.csv")["trial_id"]) <= set(complete["trial_id"])
+    # It ends by naming what it found: the front, each objective's best, the knee, what next.
+    front = len(pd.read_csv(run / "pareto.csv"))
+    assert f"Pareto front: {front} of 30 scored networks (accuracy, flops)" in out
+    named = {m[1]: int(m[2]) for m in re.finditer(r"^  (\S.*?)\s+trial (\d+) ", out, re.M)}
+    by_id = complete.set_index("trial_id")
+    assert by_id.loc[named["best accuracy"], "accuracy"] == complete["accuracy"].max()
+    assert by_id.loc[named["best flops"], "flops"] == complete["flops"].min()
+    assert "knee" in named and f"nas export {run} --pick knee" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -44,8 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the space, by predicted objectives; 0: the sampler alone (default "
                         f"{d.screen})")
     p.add_argument("--trials", type=int,
-                   help="candidates to score (default: 500 with a signal that trains nothing, a "
-                        "few minutes on 2 cores; 24 with one that proxy-trains, about 15 minutes)")
+                   help="candidates to score (default: 500 with a signal that trains nothing, "
+                        "about 7 minutes on 2 cores while they fill a new latency table, 4 "
+                        "with a full one; 24 with one that proxy-trains, about 15 minutes)")
     p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m, 90s "
                    "(a bare number is minutes)")
     p.add_argument("--seed", type=int, help=f"seed of the sampler and trainings (default {d.seed})")
@@ -99,10 +101,41 @@ def run(args: argparse.Namespace) -> int:
         search(settings, run_dir, resume=bool(args.resume))
     except KeyboardInterrupt:  # a stopped run is still the last run; a refused one is not
         _link_latest(Path(run_dir))
+        if (Path(run_dir) / "study.journal").exists():
+            print(f"continue it with: python search.py --resume {run_dir}", file=sys.stderr)
         raise
     _link_latest(Path(run_dir))
     print(f"run folder: {run_dir}  (trials.csv, pareto.csv, run.yaml)")
+    print("\n".join(_closing(Path(run_dir))))
     return 0
+
+
+def _closing(run_dir: Path) -> list[str]:
+    """What the run found: the front's size, its best network in each objective and its knee,
+    and the commands that show and export them."""
+    from nas.search.report import RunError, load_run, pick, summary
+
+    run = load_run(run_dir)
+    try:
+        front = run.front()
+    except RunError:
+        return ["no candidate was scored; trials.csv says why (status, error)"]
+    lines = [f"Pareto front: {len(front)} of {len(run.complete())} scored networks "
+             f"({', '.join(run.objectives)})"]
+    if "accuracy" in run.objectives:
+        lines[0] += f"; accuracy is the {run.settings.signal} signal, read it as a rank"
+    picks = [(f"best {o}", o) for o in run.settings.objectives]
+    for label, by in picks + [("knee", "knee")] * (len(picks) > 1):
+        try:
+            row = pick(run, by=by)
+        except RunError:  # an objective no scored trial has a value of
+            continue
+        values = ", ".join(f"{o} {row[o]:.4g}" for o in run.objectives)
+        lines.append(f"  {label:<14} trial {int(row['trial_id']):<5} {values}  "
+                     f"{summary(row['config'])}")
+    lines.append(f"next: nas pareto {run_dir} --plot front.png; "
+                 f"nas export {run_dir} --pick knee -o model.py")
+    return lines
 
 
 def _link_latest(run_dir: Path) -> None:
