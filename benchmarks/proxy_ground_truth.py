@@ -10,7 +10,7 @@ search measures a candidate.
 Signals, each oriented so that higher means more accurate:
 - ``flops``, ``params``: analytic counts of the network as it is fully trained (free);
 - ``synflow``, ``naswot``, ``grad_norm``, ``snip``: zero-cost scores at initialisation of the
-  proxy network on one batch of 64 training images (``nas.evaluate.zero_cost``);
+  proxy network (width 0.5) on one batch of 64 training images (``nas.evaluate.zero_cost``);
 - ``proxy``: the search's proxy training (``nas.evaluate.proxy``, default settings, one torch
   thread, two trainings at a time), its validation top-1; ``proxy_loss``: minus its validation
   loss; ``sotl``: minus the sum of training losses over its last epoch (SoTL-E);
@@ -23,14 +23,15 @@ held-out part, and ``imagenet_regnet`` is held out whole. The proxy trainings co
 network for the deep CIFAR-10 networks, so ``proxy``, ``proxy_loss``, ``sotl`` and the rankings
 using them are measured on ``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and
 params' tau on the same networks beside it. Intervals are bootstrap 95% percentiles over the
-networks. ``--fidelity NAME ...`` trains the alternative proxies of ``FIDELITIES`` as well, and
-``--sets imagenet_regnet`` trains the networks of that set only.
+networks. ``--fidelity NAME ...`` trains the alternative proxies of ``FIDELITIES`` as well,
+``--sets imagenet_regnet`` trains the networks of that set only, and ``--second-seed`` trains
+each ImageNet RegNet with a second seed (``fidelity_seeds``: tau by each seed and by their mean).
 
 Every measurement is appended to ``proxy_ground_truth_runs.csv`` as it ends (a cut run resumes);
 the summary is ``proxy_ground_truth.json`` and the per-network table ``proxy_ground_truth.csv``.
 
     NAS_DATA=... nice -n 5 python benchmarks/proxy_ground_truth.py [--workers 2] [--fidelity F ...]
-        [--sets imagenet_regnet]
+        [--sets imagenet_regnet] [--second-seed]
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ RUNS = RESULTS / "proxy_ground_truth_runs.csv"
 TRUTH = Path(os.environ.get("NAS_GROUND_TRUTH", ROOT.parent / "shared" / "ground_truth"))
 PROXY = proxy.ProxySettings(threads=1)
 FIDELITIES = {  # alternative proxies: name -> changed settings
-    "proxy": {},
-    "width0.25x4ep": {"width_mult": 0.25, "epochs": 4},  # EcoNAS: narrower, more steps
-    "10kx4ep": {"train_images": 10000, "epochs": 4},  # 4x the default's image-steps
+    "proxy": {},  # the search's: width 0.25, 4 epochs on 5,000 images
+    "width0.5x2ep": {"width_mult": 0.5, "epochs": 2},  # the search's until 2026-12
+    "width0.5x10kx4ep": {"width_mult": 0.5, "train_images": 10000},  # 4x its image-steps
 }
 TRAINED = (  # the cifar10 networks proxy-trained: four of each part, ResNeXt-20/56, DenseNet-BC
     "densenet100_k12_bc", "resnext20_8x8d", "resnext20_1x64d", "resnext56_64x1d",  # tuning
@@ -107,7 +108,7 @@ def ground_truth() -> list[Truth]:
             assert (cx.flops, cx.params) == (int(r["flops"]), int(r["params"])), r["model"]
             nets.append(Truth("imagenet_regnet", r["model"], float(r["top1_error"]), net,
                               cx.totals()))
-    with open(RESULTS / "proxy_fidelity.csv") as f:  # within one budget: a 13x longer training
+    with open(RESULTS / "proxy_fidelity.csv") as f:  # within one budget: a longer training
         for r in csv.DictReader(f):
             net = from_spec({"generator": "regnet",
                              **{k: int(r[k]) for k in ("d", "w0", "group_w")},
@@ -142,7 +143,7 @@ def _measure(config: dict, measure: str, seed: int) -> dict:
         torch.set_num_threads(1)
         x, y = signal.score_batch(_data)
         torch.manual_seed(seed)
-        model = build(proxy.proxy_network(net, PROXY.width_mult), proxy.NUM_CLASSES)
+        model = build(proxy.proxy_network(net, signal.ZERO_COST_WIDTH), proxy.NUM_CLASSES)
         start = time.perf_counter()
         result = zero_cost.scores(model, x, y)
         return {"status": "ok", "seconds": time.perf_counter() - start, **result}
@@ -159,20 +160,21 @@ def done() -> dict[tuple, dict]:
         return {(r["set"], r["model"], r["measure"], int(r["seed"])): r for r in csv.DictReader(f)}
 
 
-def jobs(nets: list[Truth], fidelities: list[str],
-         sets: tuple[str, ...] = SETS) -> list[tuple[Truth, str, int]]:
+def jobs(nets: list[Truth], fidelities: list[str], sets: tuple[str, ...] = SETS,
+         second_seed: bool = False) -> list[tuple[Truth, str, int]]:
     """Cheap first: zero-cost scores, then trainings (of ``sets`` only) from the smallest
-    network up."""
+    network up; with ``second_seed``, every imagenet_regnet training again with seed 1."""
     by_cost = sorted(nets, key=lambda t: (t.set != "imagenet_regnet", t.flops))
     todo = [(t, "zero_cost", seed) for seed in (0, 1) for t in by_cost]
     by_cost = [t for t in by_cost if t.set in sets]
     for measure in fidelities:
-        todo += [(t, measure, 0) for t in by_cost if trained(t) and t.set != "cifar10"]
+        todo += [(t, measure, seed) for seed in (0, 1)[:1 + second_seed] for t in by_cost
+                 if trained(t) and t.set != "cifar10"]
     todo += [(t, "proxy", 1) for t in by_cost if t.model in NOISE and t.set != "cifar10"]
     for measure in fidelities:
         todo += [(t, measure, 0) for t in by_cost if trained(t) and t.set == "cifar10"]
     todo += [(t, "proxy", 1) for t in by_cost if t.model in NOISE and t.set == "cifar10"]
-    return todo
+    return list({(t.set, t.model, m, s): (t, m, s) for t, m, s in todo}.values())
 
 
 def run(todo: list[tuple[Truth, str, int]], workers: int) -> None:
@@ -306,6 +308,25 @@ def zero_cost_seed_noise(rows: list[dict], runs: dict[tuple, dict],
     return result
 
 
+def fidelity_seeds(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
+    """Each proxy training's Kendall tau on the ImageNet RegNets by the top-1 of seed 0, of
+    seed 1, and of their mean, where every network was trained with both seeds."""
+    regnets = [t for t in nets if t.set == "imagenet_regnet"]
+    result = {}
+    for measure in FIDELITIES:
+        top1 = [[runs.get((t.set, t.model, measure, seed), {}) for t in regnets]
+                for seed in (0, 1)]
+        if not all(r.get("status") == "ok" for seed in top1 for r in seed):
+            continue
+        truth = [-t.error for t in regnets]
+        seeds = [[float(r["top1"]) for r in seed] for seed in top1]
+        result[measure] = {"n": len(regnets), **{
+            f"kendall_tau_seed{s}": round(kendall(truth, seeds[s]), 3) for s in (0, 1)},
+            "kendall_tau_mean_of_seeds": round(kendall(truth, np.mean(seeds, 0)), 3),
+            "mean_abs_top1_difference": round(float(np.mean(np.abs(np.subtract(*seeds)))), 3)}
+    return result
+
+
 def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
     rows = table(nets, runs)
     tune = tuning(nets)
@@ -357,6 +378,7 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
                 if noise else None,
                 "networks": [r["model"] for r in rows if "proxy_seed1" in r]},
             "zero_cost_seed_noise": zero_cost_noise,
+            "fidelity_seeds": fidelity_seeds(nets, runs),
             "fitted": {name: dataclasses.asdict(m) for name, m in fitted.items()},
             "proxy": PROXY.to_dict(), "fidelities": FIDELITIES,
             "timing": "seconds per network, one torch thread, two measurements at a time on a "
@@ -370,11 +392,13 @@ def main() -> None:
                    help="proxy trainings to measure (default: the search's proxy)")
     p.add_argument("--sets", nargs="*", choices=SETS[:2], default=SETS[:2],
                    help="the sets whose networks are proxy-trained (default: both)")
+    p.add_argument("--second-seed", action="store_true",
+                   help="train every imagenet_regnet network with a second seed as well")
     p.add_argument("--summary-only", action="store_true", help="measure nothing new")
     args = p.parse_args()
     nets = ground_truth()
     if not args.summary_only:
-        run(jobs(nets, args.fidelity, tuple(args.sets)), args.workers)
+        run(jobs(nets, args.fidelity, tuple(args.sets), args.second_seed), args.workers)
     summary, rows = summarize(nets, done())
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with open(RESULTS / "proxy_ground_truth.csv", "w", newline="") as f:

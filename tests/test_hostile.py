@@ -126,7 +126,7 @@ CASES = {
     "truncated weights": ({"r/": truncated}, "export {tmp}/r --weights -o {tmp}/m.py",
                           "trial_0.pt: not a readable weights file"),
     "misshapen weights": ({"r/": misshapen}, "export {tmp}/r --weights -o {tmp}/m.py",
-                          "tensor head.fc.weight should have shape (10, 192), found (3, 3)"),
+                          "tensor head.fc.weight should have shape (10, 96), found (3, 3)"),
 }
 NEEDS_DATA = {  # cases that get past loading the data set
     "out on a file": ({"f": ""}, "search --out {tmp}/f", "f: File exists"),

@@ -1,6 +1,7 @@
 """The accuracy signal: zero-cost scores against their definitions, the ranking model, and the
 measurement a search makes of one candidate."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch import nn
 from nas.blocks.layers import SE
 from nas.config import Network
 from nas.evaluate import data, zero_cost
+from nas.evaluate.proxy import NUM_CLASSES, proxy_network
 from nas.evaluate.ranking import (
     DEFAULT_SIGNAL,
     LOG_COUNTS,
@@ -24,6 +26,7 @@ from nas.evaluate.ranking import (
 )
 from nas.evaluate.signal import (
     ZERO_COST_BATCH,
+    ZERO_COST_WIDTH,
     measure,
     score_batch,
 )
@@ -151,6 +154,18 @@ def test_measure_trains_only_for_a_signal_that_needs_it(noise):
     assert trained["status"] == "ok" and 0 <= trained["top1"] <= 100
     assert trained["sotl"] > 0 and weights
     assert measure(TINY, noise, SIGNALS["proxy"], QUICK, seed=0)[0]["top1"] == trained["top1"]
+
+
+def test_zero_cost_scores_are_of_the_proxy_at_one_width(noise):
+    """The zero-cost signal is fitted on proxies of width ZERO_COST_WIDTH: the proxy
+    training's width multiplier leaves the scores unchanged."""
+    ranking = Ranking(("naswot",), (0,), (1,), (1,), 0)
+    scores = [measure(TINY, noise, ranking, dataclasses.replace(QUICK, width_mult=w), seed=0)[0]
+              for w in (0.25, 1.0)]
+    torch.manual_seed(0)
+    model = build(proxy_network(TINY, ZERO_COST_WIDTH), NUM_CLASSES)
+    expected = zero_cost.scores(model, *score_batch(noise), ("naswot",))["naswot"]
+    assert scores[0]["naswot"] == scores[1]["naswot"] == expected
 
 
 def test_measure_reports_a_failure_instead_of_raising(noise):

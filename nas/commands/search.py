@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int,
                    help="candidates to score (default: 500 with a signal that trains nothing, "
                         "about 7 minutes on 2 cores while they fill a new latency table, 4 "
-                        "with a full one; 24 with one that proxy-trains, about 15 minutes)")
+                        "with a full one; 24 with one that proxy-trains, about 5 minutes)")
     p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m, 90s "
                    "(a bare number is minutes)")
     p.add_argument("--seed", type=int, help=f"seed of the sampler and trainings (default {d.seed})")

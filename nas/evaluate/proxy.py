@@ -2,12 +2,13 @@
 
 The proxy network is the candidate adapted to 32x32 inputs: its stem becomes the ``cifar`` stem
 (one 3x3 stride-1 conv) of the same width and the classifier has 10 classes; the stages are
-kept, so a four-stage ImageNet body maps 32x32 to 2x2. A width multiplier (default 0.5, which
-ranked networks best in ``benchmarks/proxy_fidelity.py``) scales the stem width and every
-stage's size field (``width``, DenseNet's ``growth``) to the nearest value for which it
-validates (ties go up), so each family keeps its divisibility constraints (a ResNeXt bottleneck
-stays a multiple of its group width, and one of a single group stays one group). The head is
-kept.
+kept, so a four-stage ImageNet body maps 32x32 to 2x2. A width multiplier (default 0.25, with 4
+epochs: of the trainings ``benchmarks/proxy_ground_truth.py`` measured, it ranked published
+fully trained networks best) scales the stem width and every stage's size field (``width``,
+DenseNet's ``growth``) to the nearest value for which it validates (ties go up) and every
+later stage still can, so each family keeps its divisibility constraints (a ResNeXt bottleneck
+stays a multiple of its group width, and one of a single group stays one group; an IGCV3
+stage's groups divide its input width). The head is kept.
 
 The recipe: residual branches start at zero (each block's ``zero_init_last``: deep bodies
 diverge within a few steps of a short schedule otherwise), SGD with Nesterov momentum, a linear
@@ -21,6 +22,7 @@ exception, gives a result with status ``failed`` and the reason.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -64,31 +66,46 @@ class ProxyResult:
 
 
 def proxy_network(config: Network, width_mult: float = 1.0) -> Network:
-    """The candidate adapted to CIFAR-10: cifar stem, stages scaled by ``width_mult``."""
-    stem = dataclasses.replace(config.stem, kind="cifar",
-                               width=max(1, round(config.stem.width * width_mult)))
-    stages, w_in = [], stem.width
-    for i, stage in enumerate(config.stages):
-        stages.append(_scaled(stage, width_mult, w_in, f"stages[{i}]"))
-        w_in = stages[-1].out_width(w_in)
-    return dataclasses.replace(config, stem=stem, stages=tuple(stages)).validate()
+    """The candidate adapted to CIFAR-10: cifar stem, stem and stages scaled by ``width_mult``.
+    Each width goes to the value nearest its target (ties go up) for which the stage validates
+    and every later stage still can (a stage's groups may need to divide its input width);
+    ConfigError if no choice of widths validates."""
+    @functools.cache
+    def stages_from(i: int, w_in: int) -> tuple | None:
+        if i == len(config.stages):
+            return ()
+        stage = config.stages[i]
+        for width in _nearest(getattr(stage, stage.size), width_mult):
+            candidate = stage.resized(width)
+            try:
+                candidate.check(w_in)
+            except ConfigError:
+                continue
+            rest = stages_from(i + 1, candidate.out_width(w_in))
+            if rest is not None:
+                return (candidate, *rest)
+        return None
 
-
-def _scaled(stage, width_mult: float, w_in: int, where: str):
-    """The stage with its widths times ``width_mult``, moved to the nearest valid value."""
     if width_mult == 1.0:
-        return stage
-    size = getattr(stage, stage.size)
+        stem_widths = [config.stem.width]
+    else:
+        stem_widths = _nearest(config.stem.width, width_mult)
+    for stem_width in stem_widths:
+        stages = stages_from(0, stem_width)
+        if stages is not None:
+            stem = dataclasses.replace(config.stem, kind="cifar", width=stem_width)
+            return dataclasses.replace(config, stem=stem, stages=stages).validate()
+    raise ConfigError(f"no valid widths near {width_mult} times the network's for its proxy")
+
+
+def _nearest(size: int, width_mult: float) -> list[int]:
+    """The widths a scaled ``size`` may take, nearest ``size * width_mult`` first (ties go up);
+    only ``size`` itself at width multiplier 1."""
+    if width_mult == 1.0:
+        return [size]
     target = max(1, round(size * width_mult))
-    for delta in sorted(range(1 - target, 2 * max(target, size)), key=lambda d: (abs(d), -d)):
-        candidate = stage.resized(target + delta)
-        try:
-            candidate.check(w_in)
-            return candidate
-        except ConfigError:
-            continue
-    raise ConfigError(f"{where}: no valid {stage.size} near {target} for width multiplier "
-                      f"{width_mult}")
+    return [target + d for d in sorted(range(1 - target, 2 * max(target, size)),
+                                       key=lambda d: (abs(d), -d))]
 
 
 def evaluate(config: Network, data: Cifar10, settings: ProxySettings = ProxySettings(),

@@ -18,6 +18,7 @@ from nas.evaluate.ranking import Ranking
 from nas.network import build
 
 ZERO_COST_BATCH = 64  # training images the zero-cost scores see
+ZERO_COST_WIDTH = 0.5  # the proxy network's width multiplier they are computed (and fitted) at
 
 
 def score_batch(data: Cifar10) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +32,8 @@ def score_batch(data: Cifar10) -> tuple[torch.Tensor, torch.Tensor]:
 def measure(config: Network, data: Cifar10, ranking: Ranking, settings: ProxySettings,
             seed: int) -> tuple[dict[str, Any], dict | None]:
     """What ``ranking`` needs of a candidate beyond its analytic counts: the zero-cost scores of
-    its proxy network, and the proxy training if the ranking uses it (with its weights).
+    its proxy network at ``ZERO_COST_WIDTH``, and the proxy training if the ranking uses it
+    (with its weights).
 
     Never raises: a failure is a record with status ``failed`` and the reason."""
     record: dict[str, Any] = {"status": "ok", "reason": ""}
@@ -41,7 +43,7 @@ def measure(config: Network, data: Cifar10, ranking: Ranking, settings: ProxySet
         try:
             torch.set_num_threads(settings.threads or os.cpu_count() or 1)
             torch.manual_seed(seed)
-            model = build(proxy_network(config, settings.width_mult), NUM_CLASSES)
+            model = build(proxy_network(config, ZERO_COST_WIDTH), NUM_CLASSES)
             record.update(zero_cost.scores(model, *score_batch(data), ranking.zero_cost))
         except Exception as e:  # one candidate's failure is its result, not the search's
             record.update(status="failed", reason=f"{type(e).__name__}: {e}")
