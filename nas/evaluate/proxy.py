@@ -86,11 +86,7 @@ def proxy_network(config: Network, width_mult: float = 1.0) -> Network:
                 return (candidate, *rest)
         return None
 
-    if width_mult == 1.0:
-        stem_widths = [config.stem.width]
-    else:
-        stem_widths = _nearest(config.stem.width, width_mult)
-    for stem_width in stem_widths:
+    for stem_width in _nearest(config.stem.width, width_mult):
         stages = stages_from(0, stem_width)
         if stages is not None:
             stem = dataclasses.replace(config.stem, kind="cifar", width=stem_width)
