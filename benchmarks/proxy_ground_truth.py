@@ -23,9 +23,11 @@ held-out part, and ``imagenet_regnet`` is held out whole. The proxy trainings co
 network for the deep CIFAR-10 networks, so ``proxy``, ``proxy_loss``, ``sotl`` and the rankings
 using them are measured on ``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and
 params' tau on the same networks beside it. Intervals are bootstrap 95% percentiles over the
-networks. ``--fidelity NAME ...`` trains the alternative proxies of ``FIDELITIES`` as well,
-``--sets imagenet_regnet`` trains the networks of that set only, and ``--second-seed`` trains
-each ImageNet RegNet with a second seed (``fidelity_seeds``: tau by each seed and by their mean).
+networks; ``minus_same_networks_ci`` is the interval of a signal's tau minus FLOPs' (params')
+on the same resamples. ``--fidelity NAME ...`` trains the alternative proxies of
+``FIDELITIES`` as well, ``--sets imagenet_regnet`` trains the networks of that set only, and
+``--second-seed`` trains each ImageNet RegNet with a second seed (``fidelity_seeds``: tau by
+each seed and by their mean).
 
 Every measurement is appended to ``proxy_ground_truth_runs.csv`` as it ends (a cut run resumes);
 the summary is ``proxy_ground_truth.json`` and the per-network table ``proxy_ground_truth.csv``.
@@ -214,6 +216,19 @@ def interval(truth: np.ndarray, guess: np.ndarray, seed: int = 0) -> list[float]
     return [round(float(np.percentile(taus, 2.5)), 3), round(float(np.percentile(taus, 97.5)), 3)]
 
 
+def difference_interval(truth: np.ndarray, guess: np.ndarray, other: np.ndarray,
+                        seed: int = 0) -> list[float]:
+    """Bootstrap 95% interval of tau(guess) - tau(other), both on each resample of the
+    networks: whether a signal ranks better than another on the same networks."""
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(BOOTSTRAP):
+        i = rng.integers(0, len(truth), len(truth))
+        if min(len(set(truth[i])), len(set(guess[i])), len(set(other[i]))) > 1:
+            differences.append(kendall(truth[i], guess[i]) - kendall(truth[i], other[i]))
+    return [round(float(np.percentile(differences, q)), 3) for q in (2.5, 97.5)]
+
+
 def table(nets: list[Truth], rows: dict[tuple, dict]) -> list[dict]:
     """One row per network: its error and every raw signal measured (higher: more accurate)."""
     out = []
@@ -259,7 +274,10 @@ def scored(rows: list[dict], values: list[float], seconds: float) -> dict:
               "spearman_rho": round(float(spearmanr(truth, guess).statistic), 3),
               "seconds_per_candidate": round(seconds, 2),
               "same_networks": {c: round(kendall(truth, [r[c] for r, _ in have]), 3)
-                                for c in ("flops", "params")}}
+                                for c in ("flops", "params")},
+              "minus_same_networks_ci": {
+                  c: difference_interval(truth, guess, np.array([r[c] for r, _ in have]))
+                  for c in ("flops", "params")}}
     if rows[0]["set"] == "imagenet_regnet":
         by_model = {r["model"]: v for r, v in have}
         pairs = [(y, y.replace("RegNetY", "RegNetX")) for y in by_model if "RegNetY" in y]

@@ -2,9 +2,9 @@
 
 Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``, and keeps
 heavy imports inside ``run`` so that ``nas --help`` stays fast. Errors the user can fix
-(:class:`nas.errors.NasError`) and failures of the file system (``OSError``: permissions, a
-directory where a file is expected, a full disk) are printed as one line with exit code 2, never
-a traceback. SIGTERM stops a command as Ctrl-C does: one line, exit code 130.
+(:class:`nas.errors.NasError`), failures of the file system (``OSError``: permissions, a
+directory where a file is expected, a full disk) and usage errors are printed as one line with
+exit code 2, never a traceback. SIGTERM stops a command as Ctrl-C does: one line, exit code 130.
 """
 
 from __future__ import annotations
@@ -20,13 +20,24 @@ COMMANDS = ("info", "sample", "train", "latency", "search", "pareto", "analyze",
             "export")
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line too, naming the (sub)command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nas", description=__import__("nas").__doc__)
+    parser = Parser(prog="nas", description=__import__("nas").__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {name: importlib.import_module(f"nas.commands.{name}") for name in COMMANDS}
+    parsers = {name: sub.add_parser(name, help=module.HELP, description=module.HELP)
+               for name, module in modules.items()}
     for name, module in modules.items():
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
-    args = parser.parse_args(argv)
+        module.add_arguments(parsers[name])
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
         return modules[args.command].run(args) or 0

@@ -168,6 +168,16 @@ class _Raw(str):
         return str(self)
 
 
+def refuse_overwrite(paths: list[Path], force: bool) -> None:
+    """ExportError for a path that is a directory, or, without ``force``, one that exists."""
+    for path in paths:
+        if path.is_dir():
+            raise ExportError(f"{path}: is a directory; give the name of the file to write")
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise ExportError(f"{existing[0]}: already exists; give --force to overwrite it")
+
+
 def write_export(config: Network, path: Path, num_classes: int = 1000,
                  state_dict: dict | None = None, title: str = "", force: bool = False
                  ) -> list[Path]:
@@ -176,11 +186,7 @@ def write_export(config: Network, path: Path, num_classes: int = 1000,
     written."""
     path = Path(path)
     written = [path, path.with_suffix(".yaml")] + [path.with_suffix(".pt")] * bool(state_dict)
-    if path.is_dir():
-        raise ExportError(f"{path}: is a directory; give the name of the Python file to write")
-    existing = [p for p in written if p.exists()]
-    if existing and not force:
-        raise ExportError(f"{existing[0]}: already exists; give --force to overwrite it")
+    refuse_overwrite(written, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     if state_dict is not None:
         import torch

@@ -24,7 +24,7 @@ from nas.blocks import DEFAULT_FAMILY, FAMILIES, Stage
 from nas.checks import check_keys, check_types, field_names, require
 from nas.config import Head, Network, Stem
 from nas.errors import ConfigError, excerpt
-from nas.yamlfile import load_yaml
+from nas.yamlfile import load_yaml, parse_yaml
 
 QUANTUM = 8  # RegNet widths are multiples of 8
 
@@ -149,14 +149,17 @@ def _is_real(value: Any) -> bool:
 
 
 def load_network(path: str | Path) -> Network:
-    """A network from a config YAML file or a generator spec (``generator: regnet``, ...);
-    errors name the file."""
+    """A network from a config YAML file or a generator spec (``generator: regnet``, ...), in a
+    file or inline as a YAML mapping (``{generator: regnet, d: 22, ...}``); errors name the
+    file."""
+    inline = str(path).lstrip().startswith("{")
+    source = "the inline spec" if inline else str(path)
     try:
-        data = load_yaml(path)
+        data = parse_yaml(str(path), source) if inline else load_yaml(path)
         if isinstance(data, dict) and "generator" in data:
             return from_spec(data)
         return Network.from_dict(data)
     except ConfigError as e:
         message = str(e)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") \
+        raise ConfigError(message if message.startswith(source) else f"{source}: {message}") \
             from None

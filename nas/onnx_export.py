@@ -23,7 +23,7 @@ import yaml
 
 from nas.config import Network
 from nas.errors import ConfigError
-from nas.export import ExportError
+from nas.export import ExportError, refuse_overwrite
 from nas.generators import regnet
 
 TOLERANCE = 1e-4  # largest absolute difference of ONNX Runtime's logits from PyTorch's (fp32)
@@ -44,8 +44,7 @@ def write_onnx(config: Network, path: Path, num_classes: int = 1000,
 
     session_type = _onnxruntime().InferenceSession
     path = Path(path)
-    if path.exists() and not force:
-        raise ExportError(f"{path}: already exists; give --force to overwrite it")
+    refuse_overwrite([path], force)
     model = build(config, num_classes).eval()
     if state_dict is not None:
         model.load_state_dict(state_dict)

@@ -135,6 +135,12 @@ def test_export_of_a_run_picks_the_front(tmp_path, capsys):
                  "-o", str(tmp_path / "m.py")]) == 0
     assert "trial 0" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "m.yaml", "run"]
+    # Another format writes the same config file beside it: refused before anything is written.
+    config = (tmp_path / "m.yaml").read_text()
+    assert main(["export", str(tmp_path / "run"), "--pick", "accuracy", "--format", "onnx",
+                 "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "m.yaml: already exists; give --force" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists() and (tmp_path / "m.yaml").read_text() == config
 
 
 def _proxy_weights(run: Path) -> dict:

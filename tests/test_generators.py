@@ -39,12 +39,14 @@ def test_published_regnet_module_has_the_published_parameter_count():
     assert sum(p.numel() for p in model.parameters()) == n_params
 
 
+@pytest.mark.parametrize("inline", [False, True], ids=["file", "inline"])
 @pytest.mark.parametrize("name", PUBLISHED)
-def test_nas_info_accepts_a_generator_spec(name, tmp_path, capsys):
+def test_nas_info_accepts_a_generator_spec(name, inline, tmp_path, capsys):
     params, depths, widths, flops, n_params = PUBLISHED[name]
     spec = tmp_path / "spec.yaml"
     spec.write_text("generator: regnet\n" + "".join(f"{k}: {v}\n" for k, v in params.items()))
-    assert main(["info", str(spec), "--json"]) == 0
+    text = "{generator: regnet, " + ", ".join(f"{k}: {v}" for k, v in params.items()) + "}"
+    assert main(["info", text if inline else str(spec), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["flops"], info["params"]) == (flops, n_params)
     assert [s["width"] for s in info["stages"]] == widths
@@ -148,3 +150,6 @@ def test_nas_info_on_a_bad_spec_prints_one_line(tmp_path, capsys):
     assert main(["info", str(spec)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"nas info: error: {spec}: w0: must be a positive multiple of 8, got 12"]
+    assert main(["info", "{generator: regnet, d: 12, w0: 12, wa: 20.0, wm: 2.5, group_w: 8}"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "nas info: error: the inline spec: w0: must be a positive multiple of 8, got 12"]

@@ -120,6 +120,10 @@ CASES = {
                                  "pareto {tmp}/r", "objectives: expected a list"),
     "export onto a directory": ({"r/": {}, "m.py/x": ""}, "export {tmp}/r -o {tmp}/m.py",
                                 "m.py: is a directory"),
+    "report onto a directory": ({"r/": {}, "h.html/x": ""}, "report {tmp}/r -o {tmp}/h.html",
+                                "h.html: Is a directory"),
+    "report into a missing folder": ({"r/": {}}, "report {tmp}/r -o {tmp}/no/h.html",
+                                     "no/h.html: No such file or directory"),
     "export onto an existing file": ({"r/": {}, "m.yaml": "mine\n"},
                                      "export {tmp}/r -o {tmp}/m.py",
                                      "m.yaml: already exists; give --force"),
@@ -129,6 +133,9 @@ CASES = {
                           "tensor head.fc.weight should have shape (10, 96), found (3, 3)"),
 }
 NEEDS_DATA = {  # cases that get past loading the data set
+    "train on more images than the data set has": (
+        {"c.yaml": "stages:\n  - {block: resnext, depth: 1, width: 16}\n"},
+        "train {tmp}/c.yaml --train-images 999999", "cannot take 999999 + 5000 images"),
     "out on a file": ({"f": ""}, "search --out {tmp}/f", "f: File exists"),
     "out below a file": ({"f": ""}, "search --out {tmp}/f/r", "Not a directory"),
     "new search into a run": ({"r/": {}}, "search --out {tmp}/r", "holds a run already"),
@@ -183,6 +190,26 @@ def test_hostile_input_is_one_line_and_changes_nothing(name, tmp_path, capsys, m
 @pytest.mark.parametrize("name", NEEDS_DATA)
 def test_hostile_search_is_one_line_and_changes_nothing(name, tmp_path, capsys):
     check_one_line_error(NEEDS_DATA[name], tmp_path, capsys)
+
+
+USAGE = {  # command line: text in the error, which names the (sub)command
+    "search --frobnicate": "nas search: error: unrecognized arguments: --frobnicate",
+    "latency build --space regnet --foo": "nas latency: error: unrecognized arguments: --foo",
+    "info --resolution 0 c.yaml": "nas info: error: argument --resolution: must be a positive",
+    "info --num-classes -5 c.yaml": "nas info: error: argument --num-classes: must be a posit",
+    "sample --space regnet -n x": "nas sample: error: argument -n: must be a positive integer",
+    "analyze --bootstrap 0 r": "nas analyze: error: argument --bootstrap: must be a positive",
+    "frob": "nas: error: argument COMMAND: invalid choice: 'frob'",
+}
+
+
+@pytest.mark.parametrize("command", USAGE)
+def test_a_usage_error_is_one_line_naming_the_command(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(command.split())
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(USAGE[command]), err
 
 
 def test_an_alias_bomb_is_refused_before_it_grows(tmp_path):

@@ -61,6 +61,32 @@ def test_a_bad_run_folder_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
+DAMAGED = {"empty": "", "foreign": "name,age\nada,36\n",
+           "garbled": "trial_id,status,accuracy,latency_ms,config\n0,complete,9O.1,3.2,{\n"}
+
+
+@pytest.mark.parametrize("damage", DAMAGED)
+@pytest.mark.parametrize("command", [["pareto"], ["analyze"], ["report", "-o", "r.html"],
+                                     ["export", "-o", "m.py"]])
+def test_a_damaged_trials_table_is_one_line(tmp_path, capsys, monkeypatch, command, damage):
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "a", 20, 0)
+    (tmp_path / "a" / "trials.csv").write_text(DAMAGED[damage])
+    assert main([command[0], "a", *command[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trials.csv: damaged" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # nothing written
+
+
+def test_a_trial_whose_config_is_not_json_is_named(tmp_path, capsys):
+    _run(tmp_path / "a", 20, 0)
+    trials = pd.read_csv(tmp_path / "a" / "trials.csv")
+    trials.loc[3, "config"] = '{"stem": 16, "stages": ['
+    trials.to_csv(tmp_path / "a" / "trials.csv", index=False)
+    assert main(["pareto", str(tmp_path / "a")]) == 2
+    assert "line 5: the config is not JSON" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt install chromium)")
 def test_chromium_draws_the_reports_plots(tmp_path):
     _run(tmp_path / "a", 60, 0)

@@ -41,7 +41,10 @@ def check_run_folder(run: Path, trained: int) -> pd.DataFrame:
     assert len(complete) + (trials["status"] == "failed").sum() == trained
     assert complete["accuracy"].between(0, 100).all()
     for row in trials[trials["status"] == "infeasible"].itertuples():  # regnet wants 4 stages
-        assert row.flops > 400e6 or len(json.loads(row.config)["stages"]) != 4
+        stages = len(json.loads(row.config)["stages"])
+        assert row.flops > 400e6 or stages != 4
+        assert (f"stages {stages}, not stages = 4" in row.error) == (stages != 4)
+        assert ("MF, not flops <= 400MF" in row.error) == (row.flops > 400e6)
     assert (complete["flops"] <= 400e6).all()
     for config in complete["config"]:
         Network.from_json(config)
@@ -235,12 +238,35 @@ def test_a_proposal_past_the_deadline_asks_for_nothing(tmp_path):
     assert search.propose().user_attrs["status"] == "running"
 
 
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_without_a_screen_a_model_based_sampler_starts_from_feasible_networks(tmp_path, sampler):
+    """Its first candidates are random networks within every limit (a sampler's own random
+    start draws most of regnet's over 400MF or with another stage count); then it proposes."""
+    from nas.search.settings import SearchSettings
+    from nas.search.study import NOTHING_MEASURED, Running, Search, startup_trials
+
+    settings = SearchSettings(objectives=("accuracy", "flops"), screen=0, sampler=sampler,
+                              trials=40)
+    search = Search(settings, tmp_path)
+    search.open_study()
+    for _ in range(startup_trials(settings.trials) + 1):
+        search.finish(Running(search.propose(), None, time.time()), NOTHING_MEASURED)
+    n = startup_trials(settings.trials)
+    startup, rest = search.study.trials[:n], search.study.trials[n:]
+    assert n == 10 and rest
+    assert all(t.user_attrs["startup"] and t.user_attrs["status"] == "complete"
+               and t.user_attrs["flops"] <= 400e6 for t in startup)
+    assert len({t.user_attrs["config"] for t in startup}) == n
+    assert not any("startup" in t.user_attrs for t in rest)  # the sampler proposes from now on
+
+
 @needs_data
 @pytest.mark.slow
 def test_time_budget_stops_the_run_cleanly_and_resume_trains_what_it_cut_off(tmp_path):
     run = tmp_path / "r"
     done = search(*TINY, "--trials", "100", "--time-budget", "20s", "--out", str(run))
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "of the time budget left" in done.stderr  # on the progress line
     trials = pd.read_csv(run / "trials.csv")
     trained = trials["status"].isin(["complete", "failed"]).sum()
     assert trained < 100
@@ -280,3 +306,19 @@ print("handled" if got else "lost")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "handled", done.stderr[-2000:]
+
+
+def test_a_run_that_scored_nothing_says_what_happened_and_how_to_go_on(tmp_path):
+    from nas.commands.search import _closing
+    from nas.search.settings import SearchSettings
+
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = SearchSettings(time_budget="40s").to_dict()
+    (run / "run.yaml").write_text(yaml.safe_dump({"settings": settings}))
+    pd.DataFrame({"trial_id": range(4), "status": ["infeasible"] * 3 + ["stopped"],
+                  "accuracy": None, "latency_ms": 7.5, "config": "{}"}).to_csv(
+        run / "trials.csv", index=False)
+    (line,) = _closing(run)
+    assert line.startswith("no candidate was scored (4 proposed: 3 infeasible, 1 stopped)")
+    assert line.endswith(f"python search.py --resume {run} --time-budget DURATION")

@@ -137,6 +137,15 @@ def test_band_and_resolution_set_the_flops_range():
         assert s.complexity.flops == complexity(s.network, 160, 100).flops
 
 
+def test_violations_name_each_broken_bound_with_the_value():
+    constraints = constraints_for(load_space("regnet"), "400MF", 0.5)  # and exactly 4 stages
+    assert constraints.violations({"flops": 412_345_678, "stages": 5, "params": 9e9}) == [
+        "flops 412.3MF, not 200MF <= flops <= 400MF", "stages 5, not stages = 4"]
+    assert constraints.violations({"flops": 199e6, "stages": 4}) == [
+        "flops 199MF, not 200MF <= flops <= 400MF"]
+    assert constraints.violations({"flops": 300e6, "stages": 4, "config": "{}"}) == []
+
+
 def test_an_impossible_budget_is_reported_with_the_smallest_network():
     space = load_space("regnet")
     with pytest.raises(Infeasible, match=r"no feasible network in \d+ draws; the smallest"):

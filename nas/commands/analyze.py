@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.commands.options import positive
+
 HELP = "compare runs' design spaces: error EDFs and bootstrap intervals of the best error"
 
 
@@ -12,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
                    help="run folders, best made with --sampler random --screen 0")
     p.add_argument("--plot", type=Path, help="write the error EDFs to this PNG")
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
+    p.add_argument("--bootstrap", type=positive, default=1000, help="resamples (default 1000)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.config import Network
-    from nas.export import load_weights, write_export
+    from nas.export import load_weights, refuse_overwrite, write_export
     from nas.search.report import RunError, load_run, pick, summary
 
     run = load_run(args.run)
@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         config = proxy_network(config, run.settings.proxy.width_mult)
         num_classes, state = NUM_CLASSES, load_weights(weights, config, NUM_CLASSES)
     output = args.output or Path(FORMATS[args.format])
+    pycls = None if args.weights else _pycls(run, row, config, num_classes)
+    extras = [".pt"] * (state is not None and args.format != "onnx") + [".pycls.yaml"] * bool(pycls)
+    refuse_overwrite([output, *(output.with_suffix(s) for s in [".yaml", *extras])], args.force)
     if args.format == "onnx":
         from nas.onnx_export import write_onnx
 
@@ -60,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         for path in write_export(config, output, num_classes, state, title, args.force):
             print(f"wrote {path}")
-    pycls = None if args.weights else _pycls(run, row, config, num_classes)
     if pycls is not None:
         from nas.onnx_export import write_pycls
 

@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 
-from nas.commands.options import add_input_size, add_space
+from nas.commands.options import add_input_size, add_space, positive
 from nas.search.settings import LATENCY_BACKENDS
 
 HELP = "measure, predict and check network latency from a table of per-unit latencies"
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _space_arguments(p: argparse.ArgumentParser, n: int) -> None:
     add_space(p)
-    p.add_argument("-n", type=int, default=n, help=f"random networks (default {n})")
+    p.add_argument("-n", type=positive, default=n, help=f"random networks (default {n})")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
 
@@ -45,8 +45,8 @@ def _profile_arguments(p: argparse.ArgumentParser) -> None:
                    help="measure on the Ray node that advertises this custom resource (a target "
                         "device joined to the cluster at --address), not on this machine")
     p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster of --on")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--threads", type=positive, default=1, help="CPU threads (default 1)")
+    p.add_argument("--batch", type=positive, default=1, help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--memory-format", default="contiguous",
                    help="contiguous (default) or channels_last")
@@ -59,10 +59,8 @@ def _profile_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas import latency
 
-    for name, value in (("resolution", args.resolution), ("num-classes", args.num_classes),
-                        ("min-run-time", args.min_run_time)):
-        if not value > 0:
-            raise latency.LatencyError(f"--{name}: must be positive, got {value}")
+    if not args.min_run_time > 0:
+        raise latency.LatencyError(f"--min-run-time: must be positive, got {args.min_run_time}")
     profile = latency.Profile(args.device, args.threads, args.batch, args.dtype,
                               args.memory_format, args.backend, args.on)
     timing = latency.Timing(min_run_time=args.min_run_time)
@@ -165,11 +163,8 @@ def _check(args: argparse.Namespace, table, timing) -> int:
 
 def _sample(args: argparse.Namespace) -> list:
     """The networks of the space's first n feasible samples under the budget."""
-    from nas.errors import ConfigError
     from nas.spaces import constraints_for, load_space
 
-    if args.n < 1:
-        raise ConfigError(f"-n: must be a positive integer, got {args.n}")
     space = load_space(args.space)
     constraints = constraints_for(space, args.budget, None, args.resolution, args.num_classes)
     return [s.network for s in space.sample(args.n, args.seed, constraints)]

@@ -7,13 +7,24 @@ import argparse
 RESOLUTION, NUM_CLASSES = 224, 1000  # the deployment network's, unless told otherwise
 
 
+def positive(text: str) -> int:
+    """An argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def add_input_size(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     """``--resolution`` and ``--num-classes`` of the deployment network, the size its costs and
     budgets are counted at; ``defaults=False`` leaves them None when not given (a resume must
     tell what was)."""
-    p.add_argument("--resolution", type=int, default=RESOLUTION if defaults else None,
+    p.add_argument("--resolution", type=positive, default=RESOLUTION if defaults else None,
                    help=f"input size of the deployment network (default {RESOLUTION})")
-    p.add_argument("--num-classes", type=int, default=NUM_CLASSES if defaults else None,
+    p.add_argument("--num-classes", type=positive, default=NUM_CLASSES if defaults else None,
                    help=f"classes of the deployment network (default {NUM_CLASSES})")
 
 

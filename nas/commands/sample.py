@@ -6,8 +6,7 @@ import argparse
 import sys
 import time
 
-from nas.commands.options import add_input_size, add_space
-from nas.errors import ConfigError
+from nas.commands.options import add_input_size, add_space, positive
 
 HELP = "draw random networks of a design space that meet a FLOPs budget and its constraints"
 
@@ -15,7 +14,7 @@ HELP = "draw random networks of a design space that meet a FLOPs budget and its 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_space(p, "400MF, 1.6GF, 4e8")
     p.add_argument("--band", type=float, help="also a FLOPs floor of band x budget, e.g. 0.9")
-    p.add_argument("-n", type=int, default=100, help="networks to draw (default 100)")
+    p.add_argument("-n", type=positive, default=100, help="networks to draw (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", help="CSV file, or Parquet if it ends in .parquet "
                    "(default: CSV on standard output)")
@@ -27,8 +26,6 @@ def run(args: argparse.Namespace) -> int:
 
     from nas.spaces import constraints_for, load_space
 
-    if args.n < 1:
-        raise ConfigError(f"-n: must be a positive integer, got {args.n}")
     space = load_space(args.space)
     constraints = constraints_for(space, args.budget, args.band, args.resolution,
                                   args.num_classes)

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         settings = SearchSettings(**given, proxy=proxy_settings(args))
         name = f"{Path(settings.space).stem}-{settings.budget}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = args.out or Path("results") / name
-    settings = dataclasses.replace(settings, data=_data_folder(settings.data))
+    settings = dataclasses.replace(settings, data=_data_folder(settings.data)).check()
     print(f"run folder: {run_dir}", flush=True)
     try:
         search(settings, run_dir, resume=bool(args.resume))
@@ -119,7 +119,14 @@ def _closing(run_dir: Path) -> list[str]:
     try:
         front = run.front()
     except RunError:
-        return ["no candidate was scored; trials.csv says why (status, error)"]
+        statuses = run.trials["status"].value_counts()
+        line = (f"no candidate was scored ({len(run.trials)} proposed: "
+                + ", ".join(f"{n} {s}" for s, n in statuses.items())
+                + "); trials.csv says why (status, error)")
+        if run.settings.time_budget:
+            line += (f"; give it more time: python search.py --resume {run_dir} "
+                     "--time-budget DURATION")
+        return [line]
     lines = [f"Pareto front: {len(front)} of {len(run.complete())} scored networks "
              f"({', '.join(run.objectives)})"]
     if "accuracy" in run.objectives:

@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     settings = proxy_settings(args)
     check_fits(proxy_network(network, settings.width_mult), NUM_CLASSES, 32, settings.batch_size)
     cifar = data.load(args.data, download=args.download)
+    data.stratified_split(cifar.train_labels, settings.train_images, settings.val_images,
+                          settings.split_seed)  # DataError now for a split the data cannot give
     result = evaluate(network, cifar, settings, args.seed)
     if args.json:
         print(json.dumps({**result.to_dict(), "settings": settings.to_dict(), "seed": args.seed}))

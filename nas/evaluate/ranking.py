@@ -111,8 +111,8 @@ def features(measured: Mapping[str, float], names: Sequence[str]) -> list[float]
 
 
 def available(measured: Mapping[str, float], names: Sequence[str]) -> bool:
-    """Whether every named feature was measured and is finite (synflow overflows in float64
-    for networks of several hundred layers)."""
+    """Whether every named feature was measured and is finite (a score is missing where its
+    measurement failed)."""
     return all(math.isfinite(measured.get(LOG_COUNTS.get(n, n), math.nan)) for n in names)
 
 

@@ -4,6 +4,7 @@ EDF and the trials table; several runs overlay. Needs the ``report`` extra (plot
 
 from __future__ import annotations
 
+import contextlib
 import html
 from pathlib import Path
 
@@ -38,8 +39,13 @@ def write_report(runs: list[Run], path: Path) -> Path:
             + "".join(_table(run) for run in runs) + "</body></html>\n")
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    try:
+        tmp.write_text(page)
+        tmp.replace(path)
+    except OSError as e:  # named by the file the user gave, not the temporary one
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(e.errno, e.strerror, str(path)) from None
     return path
 
 

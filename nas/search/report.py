@@ -50,7 +50,30 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / "trials.csv").is_file() or not (path / "run.yaml").is_file():
         raise RunError(f"{path}: not a run folder (it needs trials.csv and run.yaml)")
-    return Run(path, SearchSettings.load(path), pd.read_csv(path / "trials.csv"))
+    settings = SearchSettings.load(path)
+    return Run(path, settings, _read_trials(path / "trials.csv",
+                                            [ALIASES[o] for o in settings.objectives]))
+
+
+def _read_trials(path: Path, objectives: list[str]) -> pd.DataFrame:
+    """A run's trials table; RunError if it is not the table a search writes."""
+    try:
+        trials = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: damaged ({str(e).strip().splitlines()[0]})") from None
+    missing = [c for c in ["trial_id", "status", "config", *objectives] if c not in trials]
+    if missing:
+        raise RunError(f"{path}: damaged (no column {', '.join(missing)})")
+    garbled = [c for c in ["trial_id", *objectives]
+               if not pd.api.types.is_numeric_dtype(trials[c])]
+    if garbled:
+        raise RunError(f"{path}: damaged (non-numeric values in {', '.join(garbled)})")
+    for row, config in trials.loc[trials["status"] == "complete", "config"].items():
+        try:
+            json.loads(config)
+        except (TypeError, ValueError):
+            raise RunError(f"{path}: damaged (line {row + 2}: the config is not JSON)") from None
+    return trials
 
 
 def pick(run: Run, trial: int | None = None, by: str = "knee") -> pd.Series:

@@ -59,7 +59,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
     ready_trial = None  # proposed ahead, while the slots train, so no slot waits for it
     try:
         search.open_study()
-        progress = Progress(search, s.trials)
+        progress = Progress(search, s.trials, deadline)
 
         def new_actor():
             return Evaluator.options(num_cpus=s.cpus_per_trial).remote(
@@ -198,10 +198,12 @@ def _fail_fast(search: Search) -> None:
 
 
 class Progress:
-    """One line: trials trained and running, feasible rate, best so far, elapsed and ETA."""
+    """One line: trials trained and running, feasible rate, best so far, elapsed and ETA (and
+    the time budget left, if there is one)."""
 
-    def __init__(self, search: Search, total: int):
+    def __init__(self, search: Search, total: int, deadline: float = math.inf):
         self.search = search
+        self.deadline = deadline
         self.bar = tqdm(total=total, unit="trial", dynamic_ncols=True,
                         initial=count_status(search.study, "complete", "failed"))
         self.updated = 0.0
@@ -221,9 +223,11 @@ class Progress:
             if scored:
                 value, number = (max if OBJECTIVES[column] else min)(scored)
                 best.append(f"{column} {value:.4g} (#{number})")
+        left = (f", {tqdm.format_interval(max(0, self.deadline - time.time()))} of the time "
+                "budget left" if self.deadline < math.inf else "")
         self.bar.n = done
-        self.bar.set_postfix_str(f"running {running}, feasible {feasible:.0%}, best of each: "
-                                 + ", ".join(best))
+        self.bar.set_postfix_str(f"running {running}, feasible {feasible:.0%}{left}, best of "
+                                 "each: " + ", ".join(best))
 
     def close(self) -> None:
         self.updated = 0.0

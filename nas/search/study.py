@@ -81,9 +81,10 @@ class Search:
             sampler=_sampler(s.sampler, s.seed + done, s.trials))
         lookup = (Lookup(self.table, s.resolution, s.num_classes) if self.table is not None
                   else None)
-        self.screen = Screen(self.space.feasible(s.seed + done, self.constraints), s.screen,
-                             s.columns, lookup, self.limits.get("latency_ms", math.inf)
-                             ) if s.screen else None
+        draws = self.space.feasible(s.seed + done, self.constraints)
+        self.screen = Screen(draws, s.screen, s.columns, lookup,
+                             self.limits.get("latency_ms", math.inf)) if s.screen else None
+        self.startup = draws if not s.screen and s.sampler != "random" else None
         _keep_study_settings(self.study, s, self.run_dir)
         self.interrupt()  # the trials a killed run left running
         trials = self.study.get_trials(deepcopy=False)
@@ -107,7 +108,7 @@ class Search:
         for _ in range(MAX_REJECTED):
             if time.time() >= deadline:
                 return None
-            self._screen()
+            self._queue()
             trial = self.study.ask()
             record = self.cost(trial)
             for key, value in record.items():
@@ -128,16 +129,23 @@ class Search:
         raise SearchError(f"{MAX_REJECTED} candidates in a row were over the limits "
                           f"({self.constraints}); loosen them")
 
-    def _screen(self) -> None:
-        """Queue the screen's choice as the next trial, unless trials wait to be re-run."""
-        if self.screen is None or self.study.get_trials(deepcopy=False,
-                                                         states=(TrialState.WAITING,)):
+    def _queue(self) -> None:
+        """Queue the next trial where the run rather than the sampler chooses it, unless trials
+        wait to be re-run: the screen's choice; without a screen, a random feasible network
+        until a model-based sampler has ``startup_trials`` within every limit to model (its own
+        random start would mostly draw networks over the limits, and learn nothing from them
+        where a latency ceiling binds)."""
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return
-        scored = [t.user_attrs for t in self.study.get_trials(deepcopy=False)
-                  if status(t) == "complete"]
-        values = self.screen.choose(scored)
-        if values is not None:
-            self.study.enqueue_trial(self.space.asked(values), user_attrs={"screened": True})
+        if self.screen is not None:
+            scored = [t.user_attrs for t in self.study.get_trials(deepcopy=False)
+                      if status(t) == "complete"]
+            values = self.screen.choose(scored)
+            if values is not None:
+                self.study.enqueue_trial(self.space.asked(values), user_attrs={"screened": True})
+        elif self.startup is not None and self.trained() < startup_trials(self.settings.trials):
+            self.study.enqueue_trial(self.space.asked(next(self.startup).values),
+                                     user_attrs={"startup": True})
 
     def cost(self, trial: optuna.trial.Trial) -> dict[str, Any]:
         """The candidate's config and analytic costs; status 'infeasible' if over a limit."""
@@ -148,10 +156,9 @@ class Search:
             return {"status": "infeasible", "error": f"invalid network: {e}"}
         counts = complexity(net, s.resolution, s.num_classes)
         record = {"config": net.to_json(), **counts.totals()}
-        if not (self.constraints.admits_costs(record)
-                and self.constraints.admits("stages", len(net.stages))):
-            return {**record, "status": "infeasible",
-                    "error": f"over the limits ({self.constraints})"}
+        violations = self.constraints.violations({**record, "stages": len(net.stages)})
+        if violations:
+            return {**record, "status": "infeasible", "error": "; ".join(violations)}
         if self.table is not None:
             from nas.latency import Timing, fill, predict
 
@@ -160,7 +167,9 @@ class Search:
             record["latency_ms"] = predict(net, self.table, s.resolution,
                                            s.num_classes).total_ms
             if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
-                return {**record, "status": "infeasible", "error": "over the latency budget"}
+                return {**record, "status": "infeasible",
+                        "error": f"latency {record['latency_ms']:.3g} ms, not latency <= "
+                                 f"{self.limits['latency_ms']:g} ms"}
         return {**record, "status": "running"}
 
     def interrupt(self) -> None:
@@ -181,7 +190,7 @@ class Search:
         """Tell the study how a scored candidate did, save its weights, and rewrite the tables
         if they are TABLES_EVERY seconds old (the journal has every trial at once)."""
         trial, wall = run.trial, time.time() - run.submitted
-        attrs = {"wall_seconds": wall, "submitted_at": run.submitted}
+        attrs = {"wall_seconds": wall}
         if result is not None:
             attrs.update(measured_attrs(result, wall))
             error = result["reason"]
@@ -224,13 +233,18 @@ def count_status(study: optuna.Study, *statuses: str) -> int:
     return sum(status(t) in statuses for t in study.get_trials(deepcopy=False))
 
 
+def startup_trials(trials: int) -> int:
+    """The random trials a run of ``trials`` gives TPE before it models."""
+    return max(4, min(10, trials // 4))
+
+
 def _sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, trials // 4)),
                                              seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, min(10, trials // 4)),
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials),
                                       multivariate=True, constant_liar=True)
 
 

@@ -41,6 +41,11 @@ class Constraints:
     def admits_costs(self, costs: Mapping[str, int]) -> bool:
         return all(self.admits(m, costs[m]) for m in METRICS)
 
+    def violations(self, costs: Mapping[str, float]) -> list[str]:
+        """``flops 412.3MF, not flops <= 400MF``: each cost in ``costs`` outside its bounds."""
+        return [f"{m} {_value_text(m, costs[m])}, not {_bound_text(m, *self.bounds[m])}"
+                for m in costs if m in self.bounds and not self.admits(m, costs[m])]
+
     def to_dict(self) -> dict[str, dict[str, float]]:
         """The bounds as a space file writes them (the defaults 0 and infinity left out)."""
         return {m: {k: v for k, v in (("min", lo), ("max", hi)) if v not in (0, math.inf)}
@@ -52,11 +57,15 @@ class Constraints:
                 f"{self.num_classes} classes")
 
 
+def _value_text(metric: str, value: float) -> str:
+    return flops_text(value) if metric == "flops" else f"{value:g}"
+
+
 def _bound_text(metric: str, low: float, high: float) -> str:
-    text = flops_text if metric == "flops" else "{:g}".format
     if low == high:
-        return f"{metric} = {text(low)}"
-    return " <= ".join([text(low)] * (low > 0) + [metric] + [text(high)] * (high < math.inf))
+        return f"{metric} = {_value_text(metric, low)}"
+    return " <= ".join([_value_text(metric, low)] * (low > 0) + [metric]
+                       + [_value_text(metric, high)] * (high < math.inf))
 
 
 def constraints_for(space: Space, budget: str | None = None, ratio: float | None = None,
