@@ -24,7 +24,10 @@ network for the deep CIFAR-10 networks, so ``proxy``, ``proxy_loss``, ``sotl`` a
 using them are measured on ``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and
 params' tau on the same networks beside it. Intervals are bootstrap 95% percentiles over the
 networks; ``minus_same_networks_ci`` is the interval of a signal's tau minus FLOPs' (params')
-on the same resamples. ``--fidelity NAME ...`` trains the alternative proxies of
+on the same resamples. ``pick_within_budget`` is what a user gets from the signal: under each
+FLOPs budget (each network's own FLOPs), whether the network it ranks first is the best there
+by published error, and the mean excess error of its pick (``pick_same_networks``: FLOPs' and
+params' picks). ``--fidelity NAME ...`` trains the alternative proxies of
 ``FIDELITIES`` as well, ``--sets imagenet_regnet`` trains the networks of that set only, and
 ``--second-seed`` trains each ImageNet RegNet with a second seed (``fidelity_seeds``: tau by
 each seed and by their mean).
@@ -229,6 +232,20 @@ def difference_interval(truth: np.ndarray, guess: np.ndarray, other: np.ndarray,
     return [round(float(np.percentile(differences, q)), 3) for q in (2.5, 97.5)]
 
 
+def picks(rows: list[dict], values: list[float]) -> dict:
+    """What a user gets from the signal: under each FLOPs budget (one per network, its own
+    FLOPs; two networks or more within it) the network the signal ranks first, against the
+    best there by published error: how often it is the best, and its mean excess error."""
+    excess = []
+    for budget in sorted({r["flops"] for r in rows}):
+        within = [(r, v) for r, v in zip(rows, values) if r["flops"] <= budget]
+        if len(within) > 1:
+            chosen = max(within, key=lambda rv: rv[1])[0]
+            excess.append(chosen["top1_error"] - min(r["top1_error"] for r, _ in within))
+    return {"budgets": len(excess), "best_picked": sum(e == 0 for e in excess),
+            "mean_excess_error": round(statistics.mean(excess), 3)}
+
+
 def table(nets: list[Truth], rows: dict[tuple, dict]) -> list[dict]:
     """One row per network: its error and every raw signal measured (higher: more accurate)."""
     out = []
@@ -277,7 +294,10 @@ def scored(rows: list[dict], values: list[float], seconds: float) -> dict:
                                 for c in ("flops", "params")},
               "minus_same_networks_ci": {
                   c: difference_interval(truth, guess, np.array([r[c] for r, _ in have]))
-                  for c in ("flops", "params")}}
+                  for c in ("flops", "params")},
+              "pick_within_budget": picks([r for r, _ in have], list(guess)),
+              "pick_same_networks": {c: picks([r for r, _ in have], [r[c] for r, _ in have])
+                                     for c in ("flops", "params")}}
     if rows[0]["set"] == "imagenet_regnet":
         by_model = {r["model"]: v for r, v in have}
         pairs = [(y, y.replace("RegNetY", "RegNetX")) for y in by_model if "RegNetY" in y]
