@@ -13,13 +13,14 @@ filled beforehand for the space (``--table-networks``); each run starts from its
 it, so that no run inherits the entries another measured. Hypervolumes use one reference
 point for all runs: the lowest signal and the highest latency any run found.
 
-    NAS_DATA=... python benchmarks/search_quality.py [--seconds 150] [--seeds 5]
+    NAS_DATA=... python benchmarks/search_quality.py [--seconds 90] [--seeds 5]
 
 ``--latency-budget`` gives every method the same ceiling on predicted latency (the search's
 option; params_topk and ``--drawn`` drop the networks above it).
 
 Writes benchmarks/results/search_quality.{csv,json} (``search_quality_SPACE_BUDGET[_LATENCY].*``
-for another space or budget than regnet at 400MF, or a latency budget); ``--update --methods
+for another space or budget than regnet at 400MF, or a latency budget; ``_300s`` for another
+``--seconds`` than 90); ``--update --methods
 default`` measures one method again against the stored others (same reference point).
 ``--ceiling SECONDS`` adds to the stored results how much hypervolume there is to find: the
 default search run that long (seed 0, the stored reference point), ``ceiling`` in the JSON
@@ -61,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 OBJECTIVES = ["accuracy", "latency_ms"]
 POOL = 2000
+SECONDS = 90
 
 
 def setting(args) -> str:
@@ -70,14 +72,15 @@ def setting(args) -> str:
         else f"_{args.space}_{args.budget}{latency}"
 
 
+def outputs(args) -> tuple[Path, Path]:
+    """The results' CSV and JSON; another --seconds than 90 is named too."""
+    seconds = "" if args.seconds == SECONDS else f"_{args.seconds}s"
+    stem = f"search_quality{setting(args)}{seconds}"
+    return RESULTS / f"{stem}.csv", RESULTS / f"{stem}.json"
+
+
 def latency_limit(args) -> float:
     return parse_milliseconds(args.latency_budget) if args.latency_budget else math.inf
-
-
-def outputs(args) -> tuple[Path, Path]:
-    """The results' CSV and JSON."""
-    stem = f"search_quality{setting(args)}"
-    return RESULTS / f"{stem}.csv", RESULTS / f"{stem}.json"
 
 
 SEARCHES = {"default": [], "tpe": ["--screen", "0"],
@@ -185,7 +188,8 @@ def main() -> None:
     p.add_argument("--space", default="regnet")
     p.add_argument("--budget", default="400MF")
     p.add_argument("--latency-budget", help="also a ceiling on predicted latency, e.g. 10ms")
-    p.add_argument("--seconds", type=int, default=150, help="wall-clock per run (default 150)")
+    p.add_argument("--seconds", type=int, default=SECONDS,
+                   help=f"wall-clock per run (default {SECONDS})")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table-networks", type=int, default=200,
                    help="networks whose blocks fill the latency table first (default 200)")
