@@ -98,7 +98,22 @@ def test_cache_is_invalidated_when_the_source_changes(tmp_path, cache):
     np.testing.assert_array_equal(before.train_images, after.train_images)
     assert np.abs(after.test_images[-1].astype(int) - (1, 2, 3)).max() <= 3
     assert np.abs(before.test_images[-1].astype(int) - (1, 2, 3)).max() > 3
+    assert len(list(cache.iterdir())) == 1  # the stale entry is gone
+
+
+def test_a_source_copied_again_replaces_its_entry_and_keeps_the_others(tmp_path, cache,
+                                                                       monkeypatch):
+    write_folder(tmp_path / "cifar")
+    write_batches(tmp_path / "other")
+    first = data.load(tmp_path / "cifar")
+    data.load(tmp_path / "other")
+    for image in (tmp_path / "cifar").rglob("*.jpg"):  # a copy with new modification times
+        os.utime(image, ns=(0, 12345))
+    again = data.load(tmp_path / "cifar")
+    np.testing.assert_array_equal(first.train_images, again.train_images)  # still readable
     assert len(list(cache.iterdir())) == 2
+    monkeypatch.setattr(data, "_decode_batches", lambda *a: pytest.fail("decoded again"))
+    data.load(tmp_path / "other")  # the other source's entry is still there
 
 
 def archive_of(folder: Path) -> bytes:

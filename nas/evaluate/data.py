@@ -10,7 +10,8 @@ checks its MD5 and unpacks it. A folder the user names is downloaded into only w
 ``NAS_CIFAR10_URL`` replaces the archive's address (a mirror) and ``NAS_CIFAR10_MD5`` its
 expected MD5 (another archive, such as the tests' own). A source is decoded once into ``.npy``
 arrays under the cache directory, keyed by the source's path and its files' sizes and
-modification times; later loads memory-map them.
+modification times; later loads memory-map them, and a changed source's new entry replaces its
+old one.
 
 Proxy-train and proxy-validation subsets are both drawn, stratified and seeded, from the
 training split: the test split stays untouched for final reporting. Batches are cut from
@@ -86,6 +87,7 @@ def load(root: str | Path | None = None, download: bool = False) -> Cifar10:
             shutil.rmtree(entry, ignore_errors=True)
     decode = _decode_batches if kind == "batches" else _decode_folder
     _write_cache(entry, decode(source, files))
+    _drop_stale(entry)
     return _read_cache(entry)
 
 
@@ -180,12 +182,24 @@ def _mend(path: Path) -> str:
 
 
 def _key(source: Path, files: list[Path]) -> str:
-    """Hash of the source's path and every file's relative path, size and modification time."""
-    h = hashlib.sha256(str(source.resolve()).encode())
+    """``WHERE-WHAT``: a hash of the source's path, and one of every file's relative path, size
+    and modification time."""
+    where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
+    what = hashlib.sha256()
     for f in files:
         st = f.stat()
-        h.update(f"{f.relative_to(source)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+        what.update(f"{f.relative_to(source)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return f"{where}-{what.hexdigest()[:12]}"
+
+
+def _drop_stale(entry: Path) -> None:
+    """Remove the entries of ``entry``'s source from before it changed: a data set copied again
+    (new modification times) replaces its 180 MB of arrays instead of adding to them. A process
+    still reading a removed entry keeps its memory map."""
+    where = entry.name.rsplit("-", 1)[0]
+    for stale in entry.parent.glob(f"{where}-*"):
+        if stale != entry:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _decode_batches(source: Path, files: list[Path]) -> dict[str, np.ndarray]:
