@@ -238,6 +238,21 @@ def test_a_proposal_past_the_deadline_asks_for_nothing(tmp_path):
     assert search.propose().user_attrs["status"] == "running"
 
 
+def test_the_time_budget_counts_the_setup(tmp_path, monkeypatch):
+    """Loading the space, data and latency table (a first decode of CIFAR-10 takes about 20 s)
+    is part of the budget: a run whose setup used it all up proposes nothing."""
+    from nas.search import study
+    from nas.search.runner import run
+    from nas.search.settings import SearchSettings
+
+    slow = study.load_space
+    monkeypatch.setattr(study, "load_space", lambda name: time.sleep(1.5) or slow(name))
+    run(SearchSettings(objectives=("accuracy", "flops"), time_budget="1s"), tmp_path / "r")
+    assert pd.read_csv(tmp_path / "r" / "trials.csv").empty
+    run(SearchSettings(objectives=("accuracy", "flops"), time_budget="5s"), tmp_path / "s")
+    assert (pd.read_csv(tmp_path / "s" / "trials.csv")["status"] == "complete").any()
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
 def test_without_a_screen_a_model_based_sampler_starts_from_feasible_networks(tmp_path, sampler):
     """Its first candidates are random networks within every limit (a sampler's own random

@@ -39,6 +39,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = settings.check()
+    deadline = time.time() + (s.time_budget_seconds() or math.inf)  # setup counts too
     on_ray = SIGNALS[s.signal].needs_measurement
     reach_cluster(s)
     if s.latency_on is not None:  # the latency table is the node's: the cluster comes first
@@ -49,7 +50,6 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         ray.shutdown()
         raise
     owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
-    deadline = time.time() + (s.time_budget_seconds() or math.inf)
     on_sigterm = signal.getsignal(signal.SIGTERM)
     if on_ray and not ray.is_initialized():
         start_ray(s)
