@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import io
 import os
+import shutil
 import signal
 import socket
 import tarfile
@@ -114,6 +115,35 @@ def test_a_source_copied_again_replaces_its_entry_and_keeps_the_others(tmp_path,
     assert len(list(cache.iterdir())) == 2
     monkeypatch.setattr(data, "_decode_batches", lambda *a: pytest.fail("decoded again"))
     data.load(tmp_path / "other")  # the other source's entry is still there
+
+
+def test_an_entry_removed_before_it_is_read_gives_the_decoded_arrays(tmp_path, monkeypatch):
+    """Another process, with newer files, may remove the entry this one just wrote."""
+    expected = write_batches(tmp_path / "cifar")
+    write = data._write_cache
+    monkeypatch.setattr(data, "_write_cache",
+                        lambda entry, arrays: write(entry, arrays) or shutil.rmtree(entry))
+    np.testing.assert_array_equal(data.load(tmp_path / "cifar").train_images,
+                                  expected["train_images"])
+
+
+def test_a_source_that_changes_while_decoded_leaves_the_other_entries(tmp_path, cache,
+                                                                       monkeypatch):
+    write_batches(tmp_path / "cifar")
+    data.load(tmp_path / "cifar")
+    batches = list((tmp_path / "cifar" / data.BATCHES).iterdir())
+    for batch in batches:
+        os.utime(batch, ns=(0, 1))
+    decode = data._decode_batches
+
+    def changed_meanwhile(source, files):
+        for batch in batches:
+            os.utime(batch, ns=(0, 2))
+        return decode(source, files)
+
+    monkeypatch.setattr(data, "_decode_batches", changed_meanwhile)
+    data.load(tmp_path / "cifar")
+    assert len(list(cache.iterdir())) == 2  # not this process's to judge which is stale
 
 
 def archive_of(folder: Path) -> bytes:

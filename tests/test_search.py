@@ -323,6 +323,16 @@ print("handled" if got else "lost")
     assert done.returncode == 0 and done.stdout.strip() == "handled", done.stderr[-2000:]
 
 
+def test_a_budget_spent_in_setup_ends_with_how_to_go_on_not_a_damaged_table(tmp_path):
+    run = tmp_path / "run"
+    done = search("--objectives", "accuracy,flops", "--time-budget", "0.001s", "--out", str(run))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no candidate was proposed: setting up the search took the whole time budget" \
+        in done.stdout
+    assert f"--resume {run} --time-budget DURATION" in done.stdout
+    assert pd.read_csv(run / "trials.csv").empty
+
+
 def test_a_run_that_scored_nothing_says_what_happened_and_how_to_go_on(tmp_path):
     from nas.commands.search import _closing
     from nas.search.settings import SearchSettings

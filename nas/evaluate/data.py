@@ -25,6 +25,7 @@ import http.client
 import os
 import pickle
 import shutil
+import socket
 import sys
 import tarfile
 import tempfile
@@ -86,9 +87,14 @@ def load(root: str | Path | None = None, download: bool = False) -> Cifar10:
         except (OSError, ValueError, EOFError):  # damaged (truncated, emptied): decode again
             shutil.rmtree(entry, ignore_errors=True)
     decode = _decode_batches if kind == "batches" else _decode_folder
-    _write_cache(entry, decode(source, files))
-    _drop_stale(entry)
-    return _read_cache(entry)
+    arrays = decode(source, files)
+    _write_cache(entry, arrays)
+    if _key(source, _source_files(source, kind)) == entry.name.removeprefix("cifar10-"):
+        _drop_stale(entry)  # only while the source is still what was decoded
+    try:
+        return _read_cache(entry)
+    except (OSError, ValueError, EOFError):  # removed meanwhile by a process with newer files
+        return Cifar10(**arrays)
 
 
 def _read_cache(entry: Path) -> Cifar10:
@@ -182,9 +188,10 @@ def _mend(path: Path) -> str:
 
 
 def _key(source: Path, files: list[Path]) -> str:
-    """``WHERE-WHAT``: a hash of the source's path, and one of every file's relative path, size
-    and modification time."""
-    where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
+    """``WHERE-WHAT``: a hash of the host and the source's path (nodes sharing a cache folder
+    keep their own entries), and one of every file's relative path, size and modification
+    time."""
+    where = hashlib.sha256(f"{socket.gethostname()}:{source.resolve()}".encode()).hexdigest()[:8]
     what = hashlib.sha256()
     for f in files:
         st = f.stat()

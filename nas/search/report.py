@@ -65,7 +65,7 @@ def _read_trials(path: Path, objectives: list[str]) -> pd.DataFrame:
     if missing:
         raise RunError(f"{path}: damaged (no column {', '.join(missing)})")
     garbled = [c for c in ["trial_id", *objectives]
-               if not pd.api.types.is_numeric_dtype(trials[c])]
+               if not trials.empty and not pd.api.types.is_numeric_dtype(trials[c])]
     if garbled:
         raise RunError(f"{path}: damaged (non-numeric values in {', '.join(garbled)})")
     for row, config in trials.loc[trials["status"] == "complete", "config"].items():
