@@ -72,15 +72,15 @@ def setting(args) -> str:
         else f"_{args.space}_{args.budget}{latency}"
 
 
+def latency_limit(args) -> float:
+    return parse_milliseconds(args.latency_budget) if args.latency_budget else math.inf
+
+
 def outputs(args) -> tuple[Path, Path]:
     """The results' CSV and JSON; another --seconds than 90 is named too."""
     seconds = "" if args.seconds == SECONDS else f"_{args.seconds}s"
     stem = f"search_quality{setting(args)}{seconds}"
     return RESULTS / f"{stem}.csv", RESULTS / f"{stem}.json"
-
-
-def latency_limit(args) -> float:
-    return parse_milliseconds(args.latency_budget) if args.latency_budget else math.inf
 
 
 SEARCHES = {"default": [], "tpe": ["--screen", "0"],

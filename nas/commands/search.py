@@ -120,10 +120,12 @@ def _closing(run_dir: Path) -> list[str]:
         front = run.front()
     except RunError:
         statuses = run.trials["status"].value_counts()
-        line = (f"no candidate was scored ({len(run.trials)} proposed: "
-                + ", ".join(f"{n} {s}" for s, n in statuses.items())
-                + "); trials.csv says why (status, error)") if len(run.trials) else \
-            "no candidate was proposed: setting up the search took the whole time budget"
+        if run.trials.empty:
+            line = "no candidate was proposed: setting up the search took the whole time budget"
+        else:
+            line = (f"no candidate was scored ({len(run.trials)} proposed: "
+                    + ", ".join(f"{n} {s}" for s, n in statuses.items())
+                    + "); trials.csv says why (status, error)")
         if run.settings.time_budget:
             line += (f"; give it more time: python search.py --resume {run_dir} "
                      "--time-budget DURATION")
