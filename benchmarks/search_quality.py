@@ -28,6 +28,12 @@ with its ratio to random's median.
 ``--drawn N`` adds what N random feasible networks hold together, scored by the signal, with
 the table's latency where it knows every block (``known``) and the screen's log-count fit's for
 the others (``all``): ``drawn`` in the JSON.
+``--judge`` times every run's networks near its front again, once, in one table all runs share
+(the stored table plus fresh entries), and adds each method's hypervolume by those latencies
+(``judged`` in the JSON, ``judged_hypervolume`` in the CSV; files named ``_judged``). A run
+chooses its front by its own measurements, noise included, so its own latencies flatter it the
+more candidates it compares; an independent measurement does not. "Near" is within
+``NEAR_FRONT`` of the run's own front in latency.
 """
 
 from __future__ import annotations
@@ -48,12 +54,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from nas.config import Network
 from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 from nas.evaluate.signal import measure
-from nas.latency import Profile, Table, Timing, predict
-from nas.search.pareto import hypervolume
+from nas.latency import Profile, Table, Timing, fill, predict
+from nas.search.pareto import hypervolume, pareto_mask
 from nas.search.screen import Lookup, latency_fit
 from nas.search.settings import parse_milliseconds
 from nas.spaces import constraints_for, load_space
@@ -63,6 +70,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 OBJECTIVES = ["accuracy", "latency_ms"]
 POOL = 2000
 SECONDS = 90
+NEAR_FRONT = 1.1  # judged: networks at most 10% slower than a run's front at their accuracy
 
 
 def setting(args) -> str:
@@ -79,7 +87,7 @@ def latency_limit(args) -> float:
 def outputs(args) -> tuple[Path, Path]:
     """The results' CSV and JSON; another --seconds than 90 is named too."""
     seconds = "" if args.seconds == SECONDS else f"_{args.seconds}s"
-    stem = f"search_quality{setting(args)}{seconds}"
+    stem = f"search_quality{setting(args)}{seconds}{'_judged' if args.judge else ''}"
     return RESULTS / f"{stem}.csv", RESULTS / f"{stem}.json"
 
 
@@ -98,7 +106,7 @@ def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
                           else [])],
                        cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
         trials = pd.read_csv(run / "trials.csv")
-    return trials[trials["status"] == "complete"][OBJECTIVES + ["params"]]
+    return trials[trials["status"] == "complete"][OBJECTIVES + ["params", "config"]]
 
 
 _data = None
@@ -133,7 +141,8 @@ def params_topk(args, table: Table, seed: int) -> pd.DataFrame:
             if record["status"] == "ok" and latency <= latency_limit(args):
                 measured = {**record, **sample.complexity.totals()}
                 rows.append({"accuracy": ranking.score(features(measured, ranking.features)),
-                             "latency_ms": latency, "params": sample.complexity.params})
+                             "latency_ms": latency, "params": sample.complexity.params,
+                             "config": sample.network.to_json()})
         for _, future in pending:
             future.cancel()
     return pd.DataFrame(rows)
@@ -183,6 +192,39 @@ def drawn(args, base: Path) -> None:
     outputs(args)[1].write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def near_front(found: pd.DataFrame) -> pd.DataFrame:
+    """The rows no row of the front beats by more than ``NEAR_FRONT`` in latency at an
+    accuracy at least theirs."""
+    front = found[pareto_mask(found, OBJECTIVES)]
+    accuracy, latency = (found[c].to_numpy()[:, None] for c in OBJECTIVES)
+    beaten = ((front["accuracy"].to_numpy() >= accuracy)
+              & (front["latency_ms"].to_numpy() * NEAR_FRONT < latency)).any(axis=1)
+    return found[~beaten]
+
+
+def judged(args, runs: list, base: Path, profile: Profile) -> tuple[list, dict]:
+    """The runs with only their networks near their own front, each given its latency from one
+    table shared by all runs: the stored entries, and every other unit timed again once; and
+    how many networks and units that took."""
+    near = [near_front(found) if len(found) else found for _, _, found in runs]
+    networks = {c: Network.from_json(c) for found in near for c in found["config"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "judge.csv"
+        shutil.copy(base, path)
+        table = Table(path, profile)
+        added = 0
+        for i, network in enumerate(networks.values(), 1):
+            added += fill(table, [network], Timing())
+            if i % 50 == 0 or i == len(networks):
+                print(f"judge: {i} of {len(networks)} networks, {added} units timed", flush=True)
+        ms = {c: predict(n, table).total_ms for c, n in networks.items()}
+    print(f"judge: {len(networks)} networks, {added} units timed again", flush=True)
+    retimed = [found.assign(latency_ms=found["config"].map(ms)) for found in near]
+    return ([(m, s, found[found["latency_ms"] <= latency_limit(args)])
+             for (m, s, _), found in zip(runs, retimed)],
+            {"networks": len(networks), "units_timed": added})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="regnet")
@@ -201,7 +243,11 @@ def main() -> None:
                    help="only add the hypervolume a default search this long finds")
     p.add_argument("--drawn", type=int, metavar="N",
                    help="only add the hypervolume N random feasible networks hold")
+    p.add_argument("--judge", action="store_true",
+                   help="also score every run's front by latencies timed again in one table")
     args = p.parse_args()
+    if args.judge and args.update:
+        p.error("--judge measures every method's runs together: it cannot --update")
     load_before = os.getloadavg()
     profile = Profile()
     base = ROOT / "results" / "latency" / f"search-quality{setting(args)}-{profile.name()}.csv"
@@ -236,6 +282,11 @@ def main() -> None:
              "hypervolume": hypervolume(f, OBJECTIVES, reference) if len(f) else 0.0,
              "best_accuracy": float(f["accuracy"].max()) if len(f) else None}
             for m, s, f in runs]
+    if args.judge:
+        retimed, judge_work = judged(args, runs, base, profile)
+        for row, (_, _, found) in zip(rows, retimed):
+            row["judged_hypervolume"] = (hypervolume(found, OBJECTIVES, reference)
+                                         if len(found) else 0.0)
     table_out = pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
     print(table_out.to_string(index=False))
     medians = {m: statistics.median(g["hypervolume"]) for m, g in table_out.groupby("method")}
@@ -248,6 +299,12 @@ def main() -> None:
                                  for m, g in table_out.groupby("method")},
                "ratio_to_random": {m: v / medians["random"] for m, v in medians.items()}
                if medians.get("random") else None}
+    if args.judge:
+        judged_medians = {m: statistics.median(g["judged_hypervolume"])
+                          for m, g in table_out.groupby("method")}
+        summary["judged"] = {**judge_work, "median_hypervolume": judged_medians,
+                             "ratio_to_random": {m: v / judged_medians["random"]
+                                                 for m, v in judged_medians.items()}}
     print(json.dumps(summary, indent=2))
     table_out.to_csv(csv_path, index=False)
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
