@@ -117,6 +117,16 @@ def test_a_source_copied_again_replaces_its_entry_and_keeps_the_others(tmp_path,
     data.load(tmp_path / "other")  # the other source's entry is still there
 
 
+def test_entries_of_the_earlier_naming_go_when_an_entry_is_written(tmp_path, cache):
+    old, unrelated = cache / "cifar10-0123456789abcdef", cache / "cifar10-notes"
+    old.mkdir(parents=True)
+    unrelated.mkdir()
+    write_batches(tmp_path / "cifar")
+    data.load(tmp_path / "cifar")
+    assert not old.exists() and unrelated.exists()
+    assert len([p for p in cache.iterdir() if p != unrelated]) == 1
+
+
 def test_an_entry_removed_before_it_is_read_gives_the_decoded_arrays(tmp_path, monkeypatch):
     """Another process, with newer files, may remove the entry this one just wrote."""
     expected = write_batches(tmp_path / "cifar")

@@ -373,8 +373,10 @@ def test_a_search_predicts_latency_with_the_backend_it_is_given(tmp_path):
     import pandas as pd
     import yaml
 
-    assert yaml.safe_load((run / "run.yaml").read_text())["settings"]["latency_backend"] == \
-        "onnxruntime"
+    record = yaml.safe_load((run / "run.yaml").read_text())
+    assert record["settings"]["latency_backend"] == "onnxruntime"
+    assert record["latency_table"] == {"path": str(path.resolve()), "measured_on": None,
+                                       "entries_at_start": 0}  # a new table
     assert "onnxruntime=" in path.read_text().splitlines()[2]
     trials = pd.read_csv(run / "trials.csv")
     complete = trials[trials["status"] == "complete"]

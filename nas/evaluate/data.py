@@ -24,6 +24,7 @@ import hashlib
 import http.client
 import os
 import pickle
+import re
 import shutil
 import socket
 import sys
@@ -46,6 +47,7 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 BATCHES = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+OLD_ENTRY = re.compile(r"cifar10-[0-9a-f]{16}")  # the cache's names before WHERE-WHAT
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 TIMEOUT = 60  # seconds without a byte before a download gives up
@@ -202,12 +204,15 @@ def _key(source: Path, files: list[Path]) -> str:
 
 def _drop_stale(entry: Path) -> None:
     """Remove the entries of ``entry``'s source from before it changed: a data set copied again
-    (new modification times) replaces its 180 MB of arrays instead of adding to them. A process
-    still reading a removed entry keeps its memory map."""
+    (new modification times) replaces its 180 MB of arrays instead of adding to them. Entries
+    named by the earlier scheme (``cifar10-`` and one 16-digit hash), which nothing reads any
+    more, go too. A process still reading a removed entry keeps its memory map."""
     where = entry.name.rsplit("-", 1)[0]
-    for stale in entry.parent.glob(f"{where}-*"):
-        if stale != entry:
-            shutil.rmtree(stale, ignore_errors=True)
+    stale = [*entry.parent.glob(f"{where}-*"),
+             *(p for p in entry.parent.glob("cifar10-*") if OLD_ENTRY.fullmatch(p.name))]
+    for path in stale:
+        if path != entry:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _decode_batches(source: Path, files: list[Path]) -> dict[str, np.ndarray]:

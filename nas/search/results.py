@@ -1,7 +1,9 @@
 """The files of a run folder, written from the study as trials end.
 
 ``run.yaml``
-    every setting, and the versions of the tool, Python, torch, Ray and Optuna.
+    every setting, the versions of the tool, Python, torch, Ray and Optuna, and where the run
+    uses latency, the table it predicts from (``latency_table``: the file's absolute path, the
+    device its entries were measured on, and how many it held when the run started).
 ``trials.csv`` (and ``trials.parquet``)
     one row per trial: ``trial_id``, ``status`` (``complete``, ``failed``, ``infeasible``,
     ``interrupted``, ``stopped`` by the time budget, ``running`` or ``queued``), the objectives
@@ -78,14 +80,18 @@ def write_tables(run_dir: Path, study: optuna.Study, settings) -> None:
     os.replace(tmp, run_dir / "trials.parquet")
 
 
-def write_run_yaml(run_dir: Path, settings) -> None:
+def write_run_yaml(run_dir: Path, settings, table=None) -> None:
     import ray
     import torch
 
     versions = {"nas": __version__, "python": platform.python_version(),
                 "torch": str(torch.__version__), "ray": ray.__version__,
                 "optuna": optuna.__version__}
+    latency = None if table is None else {
+        "path": str(table.path.resolve()), "measured_on": table.measured_on,
+        "entries_at_start": len(table)}
     text = yaml.safe_dump({"settings": settings.to_dict(), "versions": versions,
+                           "latency_table": latency,
                            "written": datetime.now(UTC).isoformat(timespec="seconds")},
                           sort_keys=False)
     (run_dir / "run.yaml").write_text(text)
