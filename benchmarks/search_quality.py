@@ -28,12 +28,15 @@ with its ratio to random's median.
 ``--drawn N`` adds what N random feasible networks hold together, scored by the signal, with
 the table's latency where it knows every block (``known``) and the screen's log-count fit's for
 the others (``all``): ``drawn`` in the JSON.
-``--judge`` times every run's networks near its front again, once, in one table all runs share
-(the stored table plus fresh entries), and adds each method's hypervolume by those latencies
-(``judged`` in the JSON, ``judged_hypervolume`` in the CSV; files named ``_judged``). A run
-chooses its front by its own measurements, noise included, so its own latencies flatter it the
-more candidates it compares; an independent measurement does not. "Near" is within
-``NEAR_FRONT`` of the run's own front in latency.
+``--judge`` times every unit of every run's networks near its front again, once, into one new
+table all runs share (the networks of all runs shuffled together, so that the machine's drift
+falls on every method alike), and adds each method's hypervolume by those latencies, at the
+stored table's speed (``judged`` in the JSON, ``judged_hypervolume`` in the CSV; files named
+``_judged``). A run chooses its front by its own measurements, noise included, so its own
+latencies flatter it the more candidates it compares; an independent measurement does not.
+"Near" is within ``NEAR_FRONT`` of the run's own front in latency. The judged hypervolume is a
+lower bound (networks further from the front, and those a run dropped over ``--latency-budget``,
+are not judged) and uses the same reference point as the runs' own.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import argparse
 import json
 import math
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -145,7 +149,7 @@ def params_topk(args, table: Table, seed: int) -> pd.DataFrame:
                              "config": sample.network.to_json()})
         for _, future in pending:
             future.cancel()
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*OBJECTIVES, "params", "config"])
 
 
 def ceiling(args, base: Path) -> None:
@@ -204,21 +208,21 @@ def near_front(found: pd.DataFrame) -> pd.DataFrame:
 
 def judged(args, runs: list, base: Path, profile: Profile) -> tuple[list, dict]:
     """The runs with only their networks near their own front, each given its latency from one
-    table shared by all runs: the stored entries, and every other unit timed again once; and
-    how many networks and units that took."""
-    near = [near_front(found) if len(found) else found for _, _, found in runs]
-    networks = {c: Network.from_json(c) for found in near for c in found["config"]}
+    new table shared by all runs, at the stored table's speed; and how many networks and units
+    that took."""
+    near = [near_front(found) for _, _, found in runs]
+    configs = sorted({c for found in near for c in found["config"]})
+    random.Random(0).shuffle(configs)
+    networks = {c: Network.from_json(c) for c in configs}
+    speed = Table(base, profile).typical_probe_ms()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "judge.csv"
-        shutil.copy(base, path)
-        table = Table(path, profile)
+        table = Table(Path(tmp) / "judge.csv", profile)
         added = 0
         for i, network in enumerate(networks.values(), 1):
             added += fill(table, [network], Timing())
-            if i % 50 == 0 or i == len(networks):
+            if i % 25 == 0 or i == len(networks):
                 print(f"judge: {i} of {len(networks)} networks, {added} units timed", flush=True)
-        ms = {c: predict(n, table).total_ms for c, n in networks.items()}
-    print(f"judge: {len(networks)} networks, {added} units timed again", flush=True)
+        ms = {c: predict(n, table, probe_ms=speed).total_ms for c, n in networks.items()}
     retimed = [found.assign(latency_ms=found["config"].map(ms)) for found in near]
     return ([(m, s, found[found["latency_ms"] <= latency_limit(args)])
              for (m, s, _), found in zip(runs, retimed)],
@@ -288,6 +292,7 @@ def main() -> None:
             row["judged_hypervolume"] = (hypervolume(found, OBJECTIVES, reference)
                                          if len(found) else 0.0)
     table_out = pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
+    table_out.to_csv(csv_path, index=False)
     print(table_out.to_string(index=False))
     medians = {m: statistics.median(g["hypervolume"]) for m, g in table_out.groupby("method")}
     summary = {"seeds": args.seeds, "wall_clock_seconds": args.seconds, "space": args.space,
@@ -304,9 +309,9 @@ def main() -> None:
                           for m, g in table_out.groupby("method")}
         summary["judged"] = {**judge_work, "median_hypervolume": judged_medians,
                              "ratio_to_random": {m: v / judged_medians["random"]
-                                                 for m, v in judged_medians.items()}}
+                                                 for m, v in judged_medians.items()}
+                             if judged_medians.get("random") else None}
     print(json.dumps(summary, indent=2))
-    table_out.to_csv(csv_path, index=False)
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -375,13 +375,14 @@ def test_a_search_predicts_latency_with_the_backend_it_is_given(tmp_path):
 
     record = yaml.safe_load((run / "run.yaml").read_text())
     assert record["settings"]["latency_backend"] == "onnxruntime"
-    assert record["latency_table"] == {"path": str(path.resolve()), "measured_on": None,
-                                       "entries_at_start": 0}  # a new table
     assert "onnxruntime=" in path.read_text().splitlines()[2]
+    table = Table(path, ORT)
+    assert record["latency_table"] == {"path": str(path.resolve()),
+                                       "measured_on": table.measured_on,  # the file's header
+                                       "entries_at_start": 0}  # a new table
     trials = pd.read_csv(run / "trials.csv")
     complete = trials[trials["status"] == "complete"]
     assert len(complete) == 3 and complete["latency_measured"].iloc[0] > 0
-    table = Table(path, ORT)
     for _, row in complete.iterrows():
         net = Network.from_json(row["config"])
         assert all(table.get(p.key(ORT)) for p in placed_units(net, RESOLUTION, 10))
@@ -390,6 +391,11 @@ def test_a_search_predicts_latency_with_the_backend_it_is_given(tmp_path):
     last = complete.sort_values("trial_id").iloc[-1]
     assert last["latency_ms"] == pytest.approx(
         predict(Network.from_json(last["config"]), table, RESOLUTION, 10).total_ms)
+    # A resumed run keeps the record of the table it started from, not the table as it resumes.
+    assert main(["search", "--resume", str(run), "--trials", "4"]) == 0
+    assert len(Table(path, ORT)) > 0
+    assert yaml.safe_load((run / "run.yaml").read_text())["latency_table"] == \
+        record["latency_table"]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 ``run.yaml``
     every setting, the versions of the tool, Python, torch, Ray and Optuna, and where the run
     uses latency, the table it predicts from (``latency_table``: the file's absolute path, the
-    device its entries were measured on, and how many it held when the run started).
+    device its entries are measured on, and how many it held when the run first started).
 ``trials.csv`` (and ``trials.parquet``)
     one row per trial: ``trial_id``, ``status`` (``complete``, ``failed``, ``infeasible``,
     ``interrupted``, ``stopped`` by the time budget, ``running`` or ``queued``), the objectives
@@ -87,14 +87,18 @@ def write_run_yaml(run_dir: Path, settings, table=None) -> None:
     versions = {"nas": __version__, "python": platform.python_version(),
                 "torch": str(torch.__version__), "ray": ray.__version__,
                 "optuna": optuna.__version__}
-    latency = None if table is None else {
-        "path": str(table.path.resolve()), "measured_on": table.measured_on,
+    latency = None if table is None else {  # a table only ever holds one device's entries
+        "path": str(table.path.resolve()),
+        "measured_on": table.measured_on or table.profile.fingerprint(),
         "entries_at_start": len(table)}
+    path = run_dir / "run.yaml"
+    if path.exists():  # a resumed run keeps the record of the table it started from
+        latency = (yaml.safe_load(path.read_text()) or {}).get("latency_table") or latency
     text = yaml.safe_dump({"settings": settings.to_dict(), "versions": versions,
                            "latency_table": latency,
                            "written": datetime.now(UTC).isoformat(timespec="seconds")},
                           sort_keys=False)
-    (run_dir / "run.yaml").write_text(text)
+    path.write_text(text)
 
 
 def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
