@@ -94,6 +94,8 @@ print(score(model, to_tensor(data.train_images[val]), torch.from_numpy(data.trai
 def test_the_default_signal_scores_candidates_without_training_them(tmp_path):
     from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 
+    (tmp_path / "run").mkdir()  # a run.yaml with no study beside it does not make a resume
+    (tmp_path / "run" / "run.yaml").write_text("latency_table: {path: /elsewhere.csv}\n")
     done = search("--space", "regnet", "--budget", "400MF", "--objectives", "accuracy,flops",
                   "--trials", "3", "--out", str(tmp_path / "run"))
     assert done.returncode == 0, done.stderr[-2000:]

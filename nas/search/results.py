@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas import __version__
 from nas.evaluate.zero_cost import SCORES
 from nas.search.pareto import pareto_mask
+from nas.yamlfile import load_yaml
 
 COLUMNS = ["trial_id", "status", "accuracy", "proxy_accuracy", "latency_ms", "flops", "params",
            "acts", "mac", *SCORES, "sotl", "val_loss", "error", "score_seconds", "train_seconds",
@@ -80,7 +81,7 @@ def write_tables(run_dir: Path, study: optuna.Study, settings) -> None:
     os.replace(tmp, run_dir / "trials.parquet")
 
 
-def write_run_yaml(run_dir: Path, settings, table=None) -> None:
+def write_run_yaml(run_dir: Path, settings, table=None, resumed: bool = False) -> None:
     import ray
     import torch
 
@@ -92,8 +93,8 @@ def write_run_yaml(run_dir: Path, settings, table=None) -> None:
         "measured_on": table.measured_on or table.profile.fingerprint(),
         "entries_at_start": len(table)}
     path = run_dir / "run.yaml"
-    if path.exists():  # a resumed run keeps the record of the table it started from
-        latency = (yaml.safe_load(path.read_text()) or {}).get("latency_table") or latency
+    if resumed:  # its run.yaml, already checked, keeps the record of the table it started from
+        latency = load_yaml(path).get("latency_table") or latency
     text = yaml.safe_dump({"settings": settings.to_dict(), "versions": versions,
                            "latency_table": latency,
                            "written": datetime.now(UTC).isoformat(timespec="seconds")},

@@ -92,7 +92,7 @@ class Search:
         for trial in trials:
             if status(trial) in ("interrupted", "stopped") and trial.number not in requeued:
                 self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
-        write_run_yaml(self.run_dir, s, self.table)
+        write_run_yaml(self.run_dir, s, self.table, resuming)
 
     def trained(self) -> int:
         """Trials that reached training: complete, failed, or running now."""
