@@ -17,6 +17,7 @@ import io
 import json
 import statistics
 import tempfile
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,10 @@ from torch import nn
 
 from nas.latency.profile import LatencyError
 from nas.onnx_export import to_onnx
+
+# A small network runs thousands of times in a timed half second; the profiler's trace of all
+# of them is hundreds of MB to write and parse, and a thousand give each unit's median as well.
+PROFILED_RUNS = 1000
 
 if TYPE_CHECKING:
     from nas.latency.timing import Timing
@@ -71,9 +76,10 @@ def network(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
 
 def unit_samples(module: nn.Module, names: Sequence[str], x: torch.Tensor, threads: int,
                  clock: Callable[[], float], timing: Timing) -> list[list[float]]:
-    """Seconds of each unit (named as in the module) in every timed run of the network's
+    """Seconds of each unit (named as in the module) in every profiled run of the network's
     session: each run's node times summed by unit (``attribute``), scaled so that the units'
-    sum is the median time of the same session run without profiling."""
+    sum is the median time of the same session run without profiling. As many runs are
+    profiled as were timed, up to ``PROFILED_RUNS``."""
     model, a = export(module, x), x.numpy()
     plain = session(model, threads)
     walls = []
@@ -86,7 +92,7 @@ def unit_samples(module: nn.Module, names: Sequence[str], x: torch.Tensor, threa
         walls.append(clock() - began)
     with tempfile.TemporaryDirectory() as folder:
         profiled = session(model, threads, str(Path(folder) / "run"))
-        for _ in range(timing.warmup + len(walls)):
+        for _ in range(timing.warmup + min(len(walls), PROFILED_RUNS)):
             profiled.run(None, {"input": a})
         events = json.loads(Path(profiled.end_profiling()).read_text())
     runs = attribute(events, names)[timing.warmup:]
@@ -109,10 +115,11 @@ def attribute(events: list[dict], names: Sequence[str]) -> list[list[float]]:
                      if e.get("cat") == "Session" and e["name"] == "model_run")
     nodes = sorted((e["ts"], e["name"].removesuffix("_kernel_time"), e["dur"]) for e in events
                    if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"))
+    starts = [n[0] for n in nodes]
     runs = []
-    for begin, end in windows:
+    for begin, end in windows:  # a run's nodes: those starting within it, found by bisection
         times, last, waiting = [0.0] * len(names), 0, 0.0
-        for _, name, micros in (n for n in nodes if begin <= n[0] <= end):
+        for _, name, micros in nodes[bisect_left(starts, begin):bisect_right(starts, end)]:
             unit = unit_of(name)
             if unit is None and name.startswith("ReorderInput"):
                 waiting += micros  # for the next named node's unit
