@@ -27,7 +27,10 @@ default search run that long (seed 0, the stored reference point), ``ceiling`` i
 with its ratio to random's median.
 ``--drawn N`` adds what N random feasible networks hold together, scored by the signal, with
 the table's latency where it knows every block (``known``) and the screen's log-count fit's for
-the others (``all``): ``drawn`` in the JSON.
+the others (``all``): ``drawn`` in the JSON. ``--local-search STEPS`` with it adds what a local
+search from that front finds in as many steps, each a neighbour (``Space.neighbour``) of a
+random member of its current front, scored the same way: near the most the space holds at the
+stored reference point, with no training and no latency measured (``drawn.local_search``).
 ``--judge`` times every unit of every run's networks near its front again, once, into one new
 table all runs share (the networks of all runs shuffled together, so that the machine's drift
 falls on every method alike), and adds each method's hypervolume by those latencies, at the
@@ -56,6 +59,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nas.config import Network
@@ -74,6 +78,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 OBJECTIVES = ["accuracy", "latency_ms"]
 POOL = 2000
 SECONDS = 90
+LOCAL_FRONT_EVERY = 200  # local search: steps between recomputing the front it moves from
 NEAR_FRONT = 1.1  # judged: networks at most 10% slower than a run's front at their accuracy
 
 
@@ -171,15 +176,21 @@ def ceiling(args, base: Path) -> None:
 
 def drawn(args, base: Path) -> None:
     """The stored summary, with the hypervolume of the front of ``args.drawn`` random feasible
-    networks, each scored by the signal and given the table's latency or the fit's."""
+    networks, each scored by the signal and given the table's latency or the fit's; and, with
+    ``args.local_search``, of that front improved by a local search."""
     summary = json.loads(outputs(args)[1].read_text())
     space = load_space(args.space)
+    limits = constraints_for(space, args.budget)
     lookup = Lookup(Table(base, Profile()), 224, 1000)
-    known_ms, ranking, rows = lookup.known_ms(), SIGNALS[DEFAULT_SIGNAL], []
-    for sample in space.sample(args.drawn, 123, constraints_for(space, args.budget)):
+    known_ms, ranking = lookup.known_ms(), SIGNALS[DEFAULT_SIGNAL]
+
+    def scored(sample) -> dict:
         counts = sample.complexity.totals()
-        rows.append({**counts, "accuracy": ranking.score(features(counts, ranking.features)),
-                     "latency_ms": known_ms(lookup.keys(sample.network))})
+        return {**counts, "values": sample.values,
+                "accuracy": ranking.score(features(counts, ranking.features)),
+                "latency_ms": known_ms(lookup.keys(sample.network))}
+
+    rows = [scored(sample) for sample in space.sample(args.drawn, 123, limits)]
     networks = pd.DataFrame(rows)
     known = networks[networks["latency_ms"].notna()]
     fit = latency_fit(known.to_dict("records"))
@@ -192,8 +203,42 @@ def drawn(args, base: Path) -> None:
     summary["drawn"] = {"networks": len(networks), "known": len(known), "feasible": len(fitted),
                         "hypervolume": volumes,
                         "ratio_to_random": {k: v / random for k, v in volumes.items()}}
+    if args.local_search:
+        found = local_search(args, space, limits, fitted,
+                             lambda sample: _with_latency(scored(sample), fit))
+        volume = hypervolume(found.pop("front"), OBJECTIVES, summary["reference_point"])
+        summary["drawn"]["local_search"] = {**found, "hypervolume": volume,
+                                            "ratio_to_random": volume / random,
+                                            "ratio_to_drawn": volume / volumes["all"]}
     print(json.dumps(summary["drawn"], indent=2))
     outputs(args)[1].write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _with_latency(row: dict, fit) -> dict:
+    """The row with the fit's latency where the table lacks a block."""
+    return {**row, "latency_ms": fit(row)} if pd.isna(row["latency_ms"]) else row
+
+
+def local_search(args, space, limits, networks: pd.DataFrame, scored) -> dict:
+    """``args.local_search`` steps from the front of ``networks``, each a neighbour of a random
+    member of the current front (the front recomputed every ``LOCAL_FRONT_EVERY`` steps): how
+    many were feasible, the seconds taken and the final front."""
+    rng = np.random.default_rng(0)
+    front, added, feasible = networks[pareto_mask(networks, OBJECTIVES)], [], 0
+    start = time.perf_counter()
+    for step in range(1, args.local_search + 1):
+        child = space.neighbour(rng, front["values"].iloc[rng.integers(len(front))], limits)
+        if child is not None and (row := scored(child))["latency_ms"] <= latency_limit(args):
+            feasible += 1
+            added.append(row)
+        if added and (step % LOCAL_FRONT_EVERY == 0 or step == args.local_search):
+            front = pd.concat([front, pd.DataFrame(added)], ignore_index=True)
+            front = front.drop_duplicates(OBJECTIVES)  # one of networks built alike
+            front, added = front[pareto_mask(front, OBJECTIVES)], []
+            print(f"local search: {step} steps, {feasible} feasible, front of {len(front)}",
+                  flush=True)
+    return {"steps": args.local_search, "feasible": feasible,
+            "seconds": round(time.perf_counter() - start, 1), "front": front}
 
 
 def near_front(found: pd.DataFrame) -> pd.DataFrame:
@@ -247,11 +292,16 @@ def main() -> None:
                    help="only add the hypervolume a default search this long finds")
     p.add_argument("--drawn", type=int, metavar="N",
                    help="only add the hypervolume N random feasible networks hold")
+    p.add_argument("--local-search", type=int, metavar="STEPS",
+                   help="with --drawn: also improve the drawn front by this many steps of a "
+                        "local search")
     p.add_argument("--judge", action="store_true",
                    help="also score every run's front by latencies timed again in one table")
     args = p.parse_args()
     if args.judge and args.update:
         p.error("--judge measures every method's runs together: it cannot --update")
+    if args.local_search and not args.drawn:
+        p.error("--local-search starts from the front of --drawn N networks")
     load_before = os.getloadavg()
     profile = Profile()
     base = ROOT / "results" / "latency" / f"search-quality{setting(args)}-{profile.name()}.csv"

@@ -171,6 +171,50 @@ def test_draws_follow_their_distributions():
     assert set(Choice(("a", "b")).draw(rng, 100)) == {"a", "b"}
 
 
+def test_near_values_stay_on_the_grid_and_close():
+    rng = np.random.default_rng(0)
+    dists = {"w0": (Int(8, 256, 8, log=True), 64), "d": (Int(12, 28), 20),
+             "wa": (Float(8.0, 256.0, 0.1, log=True), 36.4), "wm": (Float(2.0, 3.0), 2.5),
+             "b": (Pow2(0.25, 1), 0.5), "block": (Choice(("a", "b", "c")), "b")}
+    grids = {"w0": set(range(8, 257, 8)), "d": set(range(12, 29)), "b": {0.25, 0.5, 1}}
+    for name, (dist, value) in dists.items():
+        assert dist.near(rng, value, 0.0) == value  # no step: the same value
+        near = [dist.near(rng, value, 0.05) for _ in range(2000)]
+        moved = sum(v != value for v in near) / len(near)
+        assert moved > 0.02
+        if name in grids:  # a coarse grid: on it, and often the same value
+            assert set(near) <= grids[name] and moved < 0.95
+    d = np.array([Int(12, 28).near(rng, 20, 0.05) for _ in range(5000)])
+    assert abs(d.std() - 0.05 * 16) < 0.15 and abs(d.mean() - 20) < 0.05
+    wa = np.array([Float(8.0, 256.0, 0.1, log=True).near(rng, 36.4, 0.05) for _ in range(5000)])
+    assert np.allclose(wa * 10, np.round(wa * 10)) and wa.min() >= 8 and wa.max() <= 256
+    assert abs(np.log(wa).std() - 0.05 * math.log(32)) < 0.01  # log scale: steps in log units
+    assert Int(12, 28).near(rng, 28, 1.0) <= 28 and Int(12, 28).near(rng, 12, 1.0) >= 12
+
+
+@pytest.mark.parametrize("name", ["regnet", "mixed", "anynet"])
+def test_a_neighbour_is_a_feasible_sample_near_its_parent(name):
+    space = load_space(name)
+    constraints = constraints_for(space, "400MF")
+    rng = np.random.default_rng(0)
+    found = 0
+    for parent in space.sample(50, seed=2, constraints=constraints):
+        same = space.neighbour(rng, parent.values, constraints, scale=0.0)
+        assert same == parent  # a step of nothing gives the parent back, network and counts
+        child = space.neighbour(rng, parent.values, constraints)
+        if child is None:
+            continue
+        found += 1
+        assert child.network == space.network(child.values)
+        assert child.complexity == complexity(child.network, constraints.resolution,
+                                              constraints.num_classes)
+        assert constraints.admits_costs(child.complexity.totals())
+        assert constraints.admits("stages", len(child.network.stages))
+        # a family's own settings exist exactly when that family is chosen
+        assert {p.name for p in space.params if p.active(child.values)} == set(child.values)
+    assert found > 20
+
+
 def test_optuna_asks_family_parameters_only_for_the_chosen_family():
     space = load_space("mixed")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

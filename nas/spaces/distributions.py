@@ -1,5 +1,10 @@
 """The distributions of a space's free parameters: drawn in batches with numpy for rejection
-sampling, or asked of an Optuna trial (and given back to it, :meth:`asked`)."""
+sampling, or asked of an Optuna trial (and given back to it, :meth:`asked`); :meth:`near` gives
+a value close to another (a local search's step).
+
+``near(rng, value, scale)``: a normal step of ``scale`` times the range (in log units on a log
+scale; on a grid, at least half a grid step), rounded to the grid and kept in range; a choice
+is drawn afresh with probability ``scale``."""
 
 from __future__ import annotations
 
@@ -25,6 +30,13 @@ class Int:
             return (self.step * _log_int(rng, self.low // self.step, self.high // self.step, n)
                     ).tolist()
         return (self.low + self.step * rng.integers(0, self.count, n)).tolist()
+
+    def near(self, rng: np.random.Generator, value: int, scale: float) -> int:
+        if self.log:
+            return self.step * round(_nudge(rng, value // self.step, self.low // self.step,
+                                            self.high // self.step, scale, True))
+        return self.low + self.step * round(_nudge(rng, (value - self.low) / self.step, 0,
+                                                   self.count - 1, scale, False))
 
     def suggest(self, trial, name: str) -> int:
         if self.log and self.step > 1:  # Optuna's log scale takes no step: ask the multiple
@@ -67,6 +79,16 @@ class Float:
             x = rng.uniform(self.low, self.high, n)
         return (np.round(x, 10) if self.step else x).tolist()
 
+    def near(self, rng: np.random.Generator, value: float, scale: float) -> float:
+        if not self.step:
+            return _nudge(rng, value, self.low, self.high, scale, self.log, grid=False)
+        if self.log:
+            return round(self.step * round(_nudge(rng, value / self.step, *self._multiples(),
+                                                  scale, True)), 10)
+        return round(self.low + self.step * round(_nudge(
+            rng, (value - self.low) / self.step, 0, round((self.high - self.low) / self.step),
+            scale, False)), 10)
+
     def suggest(self, trial, name: str) -> float:
         if self.step and self.log:  # Optuna's log scale takes no step: ask the multiple
             k = trial.suggest_int(f"{name}/{self.step}", *self._multiples(), log=True)
@@ -96,6 +118,10 @@ class Pow2:
         low, high = self._exponents()
         return [self._value(e) for e in rng.integers(low, high + 1, n).tolist()]
 
+    def near(self, rng: np.random.Generator, value: float, scale: float) -> float:
+        return self._value(round(_nudge(rng, math.log2(value), *self._exponents(), scale,
+                                        False)))
+
     def suggest(self, trial, name: str) -> float:
         return self._value(trial.suggest_int(f"log2({name})", *self._exponents()))
 
@@ -121,6 +147,9 @@ class Choice:
     def draw(self, rng: np.random.Generator, n: int) -> list:
         return [self.values[i] for i in rng.integers(0, len(self.values), n).tolist()]
 
+    def near(self, rng: np.random.Generator, value: Any, scale: float) -> Any:
+        return self.draw(rng, 1)[0] if rng.random() < scale else value
+
     def suggest(self, trial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.values))
 
@@ -134,6 +163,20 @@ class Choice:
 def _numeric(kind: str, low: float, high: float, step: float | None, log: bool
              ) -> dict[str, Any]:
     return {kind: [low, high], **({"step": step} if step else {}), **({"log": True} if log else {})}
+
+
+def _nudge(rng: np.random.Generator, x: float, low: float, high: float, scale: float,
+           log: bool, grid: bool = True) -> float:
+    """x moved by a normal step of scale times the range [low, high] (in log units if log),
+    kept in the range; on a grid of integers the step's deviation is at least half of one
+    (unless scale is 0), so that a short range moves too."""
+    if log:
+        x, low, high, least = math.log(x), math.log(low), math.log(high), math.log1p(0.5 / x)
+    else:
+        least = 0.5
+    deviation = max(scale * (high - low), least if grid and scale else 0.0)
+    moved = min(max(x + rng.normal(0.0, deviation), low), high)
+    return math.exp(moved) if log else moved
 
 
 def _log_int(rng: np.random.Generator, low: int, high: int, n: int) -> np.ndarray:

@@ -152,6 +152,27 @@ class Space:
                 yield Sample(values, net, counted)
         raise Infeasible(self._infeasible(drawn, accepted, smallest, invalid, limits))
 
+    def neighbour(self, rng: np.random.Generator, values: Mapping[str, Any],
+                  constraints: Constraints | None = None, scale: float = 0.05
+                  ) -> Sample | None:
+        """A sample near ``values`` (each parameter moved by its distribution's ``near``, a
+        family's own settings drawn afresh when the family changes), or None when it is outside
+        the constraints (the space's own unless others are given) or invalid."""
+        near: dict[str, Any] = {}
+        for p in self.params:
+            if p.active(near):
+                near[p.name] = (p.dist.near(rng, values[p.name], scale) if p.name in values
+                                else p.dist.draw(rng, 1)[0])
+        limits = constraints or self.constraints
+        try:
+            net = self.network(near)
+        except ConfigError:
+            return None
+        if not limits.admits("stages", len(net.stages)):
+            return None
+        counted = cached_complexity(net, limits.resolution, limits.num_classes)
+        return Sample(near, net, counted) if limits.admits_costs(counted.totals()) else None
+
     def _candidates(self, rng: np.random.Generator, limits: Constraints
                     ) -> Iterator[tuple[dict[str, Any], Network]]:
         """A batch of draws with an admitted number of stages, and their unvalidated networks."""
