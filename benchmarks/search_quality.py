@@ -194,8 +194,7 @@ def drawn(args, base: Path) -> None:
     networks = pd.DataFrame(rows)
     known = networks[networks["latency_ms"].notna()]
     fit = latency_fit(known.to_dict("records"))
-    fitted = networks.assign(latency_ms=[fit(r) if pd.isna(r["latency_ms"]) else r["latency_ms"]
-                                         for r in rows])
+    fitted = pd.DataFrame([_with_latency(r, fit) for r in rows])
     known, fitted = (d[d["latency_ms"] <= latency_limit(args)] for d in (known, fitted))
     random = summary["median_hypervolume"]["random"]
     volumes = {"known": hypervolume(known, OBJECTIVES, summary["reference_point"]),
