@@ -5,6 +5,7 @@ Methods, each given ``--seconds`` of wall-clock on this machine, for ``--seeds``
   with ``--time-budget``;
 - ``tpe``: the same without the screen (``--screen 0``), TPE proposing every candidate;
 - ``random``: ``--sampler random --screen 0``;
+- ``screenN`` (e.g. ``screen256``): the default with a screen pool of N (``--screen N``);
 - ``params_topk``: no search: draw 2,000 feasible networks from the space, sort them by params
   (most first) and score them in that order with the same signal, two at a time, until the
   seconds run out.
@@ -20,7 +21,7 @@ option; params_topk and ``--drawn`` drop the networks above it).
 
 Writes benchmarks/results/search_quality.{csv,json} (``search_quality_SPACE_BUDGET[_LATENCY].*``
 for another space or budget than regnet at 400MF, or a latency budget; ``_300s`` for another
-``--seconds`` than 90); ``--update --methods
+``--seconds`` than 90; ``_NAME`` with ``--name NAME``); ``--update --methods
 default`` measures one method again against the stored others (same reference point).
 ``--ceiling SECONDS`` adds to the stored results how much hypervolume there is to find: the
 default search run that long (seed 0, the stored reference point), ``ceiling`` in the JSON
@@ -49,6 +50,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -96,19 +98,31 @@ def latency_limit(args) -> float:
 def outputs(args) -> tuple[Path, Path]:
     """The results' CSV and JSON; another --seconds than 90 is named too."""
     seconds = "" if args.seconds == SECONDS else f"_{args.seconds}s"
-    stem = f"search_quality{setting(args)}{seconds}{'_judged' if args.judge else ''}"
+    named = f"_{args.name}" if args.name else ""
+    stem = f"search_quality{setting(args)}{seconds}{'_judged' if args.judge else ''}{named}"
     return RESULTS / f"{stem}.csv", RESULTS / f"{stem}.json"
 
 
 SEARCHES = {"default": [], "tpe": ["--screen", "0"],
             "random": ["--sampler", "random", "--screen", "0"]}
+SCREEN_METHOD = re.compile(r"screen(\d+)")  # the default with another pool: screen256
+
+
+def search_options(method: str) -> list[str]:
+    """The search.py options of a method: one of SEARCHES, or ``screenN``."""
+    if method in SEARCHES:
+        return SEARCHES[method]
+    if pool := SCREEN_METHOD.fullmatch(method):
+        return ["--screen", pool[1]]
+    raise SystemExit(f"unknown method {method!r}: choose from {', '.join(SEARCHES)}, "
+                     "params_topk or screenN")
 
 
 def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as out:
         run = Path(out) / "run"
         subprocess.run([sys.executable, "search.py", "--space", args.space, "--budget",
-                        args.budget, *SEARCHES[method], "--seed", str(seed),
+                        args.budget, *search_options(method), "--seed", str(seed),
                         "--trials", "100000", "--time-budget", f"{args.seconds}s",
                         "--latency-table", str(table), "--out", str(run),
                         *(["--latency-budget", args.latency_budget] if args.latency_budget
@@ -284,6 +298,7 @@ def main() -> None:
     p.add_argument("--table-networks", type=int, default=200,
                    help="networks whose blocks fill the latency table first (default 200)")
     p.add_argument("--methods", default="default,tpe,random,params_topk")
+    p.add_argument("--name", help="a suffix of the result files' names, e.g. screens")
     p.add_argument("--update", action="store_true",
                    help="measure only --methods again, keeping the other methods' results and "
                         "the reference point of the stored run")
@@ -301,6 +316,9 @@ def main() -> None:
         p.error("--judge measures every method's runs together: it cannot --update")
     if args.local_search and not args.drawn:
         p.error("--local-search starts from the front of --drawn N networks")
+    for method in args.methods.split(","):
+        if method != "params_topk":
+            search_options(method)  # an unknown method stops here, before the table is built
     load_before = os.getloadavg()
     profile = Profile()
     base = ROOT / "results" / "latency" / f"search-quality{setting(args)}-{profile.name()}.csv"
