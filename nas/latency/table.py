@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nas.blocks.base import Unit
 from nas.config import Network
@@ -64,22 +65,24 @@ class Placed:
     def signature(self) -> str:
         """Every argument of the unit's constructor, defaults applied, but keyword-only options
         at their default (so tables stay valid as families gain options)."""
-        signature = _signature(self.unit.cls)
-        parameters = signature.parameters
-        bound = signature.bind(**self.unit.kwargs)
-        bound.apply_defaults()
-        args = ",".join(f"{k}={v}" for k, v in bound.arguments.items()
-                        if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
-                                and v == parameters[k].default))
-        return f"{self.unit.cls.__name__}({args})@{self.shape[1]}x{self.shape[2]}"
+        arguments = _arguments(self.unit.cls, tuple(self.unit.kwargs.items()))
+        return f"{arguments}@{self.shape[1]}x{self.shape[2]}"
 
     def key(self, profile: Profile) -> Key:
         return Key(self.signature(), profile.batch, profile.dtype, profile.memory_format)
 
 
-@functools.cache
-def _signature(cls: type) -> inspect.Signature:
-    return inspect.signature(cls)
+@functools.lru_cache(maxsize=65_536)  # units recur across networks: a screen keys thousands
+def _arguments(cls: type, kwargs: tuple[tuple[str, Any], ...]) -> str:
+    """``cls(arguments)`` as :meth:`Placed.signature` writes it."""
+    signature = inspect.signature(cls)
+    parameters = signature.parameters
+    bound = signature.bind(**dict(kwargs))
+    bound.apply_defaults()
+    args = ",".join(f"{k}={v}" for k, v in bound.arguments.items()
+                    if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
+                            and v == parameters[k].default))
+    return f"{cls.__name__}({args})"
 
 
 def placed_units(config: Network, resolution: int = 224, num_classes: int = 1000) -> list[Placed]:
