@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import random
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -80,6 +81,10 @@ def test_keys_are_canonical_and_carry_the_run():
     placed = placed_units(Network.from_dict(TINY), RESOLUTION, 10)[1]
     assert placed.signature() == ("ResNeXtBlock(w_in=8,w_out=16,stride=2,bot_mul=1.0,group_w=4,"
                                   "se=0.0,shortcut=proj)@32x32")
+    # signatures are cached per unit: an equal value of another type is still written as given
+    as_int = replace(placed, unit=replace(placed.unit, kwargs={**placed.unit.kwargs,
+                                                               "bot_mul": 1}))
+    assert "bot_mul=1," in as_int.signature() and "bot_mul=1.0," in placed.signature()
     # an option names itself only when set, so tables measured before it existed stay valid
     stages = [{**TINY["stages"][0], "se_at": "out", "stride_at": "first"}, *TINY["stages"][1:]]
     optioned = placed_units(Network.from_dict({**TINY, "stages": stages}), RESOLUTION, 10)[1]

@@ -65,19 +65,21 @@ class Placed:
     def signature(self) -> str:
         """Every argument of the unit's constructor, defaults applied, but keyword-only options
         at their default (so tables stay valid as families gain options)."""
-        arguments = _arguments(self.unit.cls, tuple(self.unit.kwargs.items()))
-        return f"{arguments}@{self.shape[1]}x{self.shape[2]}"
+        typed = tuple((k, type(v), v) for k, v in self.unit.kwargs.items())  # 1, 1.0, True
+        return f"{_arguments(self.unit.cls, typed)}@{self.shape[1]}x{self.shape[2]}"
 
     def key(self, profile: Profile) -> Key:
         return Key(self.signature(), profile.batch, profile.dtype, profile.memory_format)
 
 
 @functools.lru_cache(maxsize=65_536)  # units recur across networks: a screen keys thousands
-def _arguments(cls: type, kwargs: tuple[tuple[str, Any], ...]) -> str:
-    """``cls(arguments)`` as :meth:`Placed.signature` writes it."""
+def _arguments(cls: type, kwargs: tuple[tuple[str, type, Any], ...]) -> str:
+    """``cls(arguments)`` as :meth:`Placed.signature` writes it, of (name, type, value)
+    triples: equal values of other types (1, 1.0, True) are written differently, so they are
+    cached apart."""
     signature = inspect.signature(cls)
     parameters = signature.parameters
-    bound = signature.bind(**dict(kwargs))
+    bound = signature.bind(**{k: v for k, _, v in kwargs})
     bound.apply_defaults()
     args = ",".join(f"{k}={v}" for k, v in bound.arguments.items()
                     if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
