@@ -11,7 +11,6 @@ import io
 import math
 import os
 import re
-import statistics
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ class Entry:
     median_ms: float
     iqr_ms: float
     repeats: int
-    probe_ms: float  # the probe network's time when and where the entry was measured
+    probe_ms: float  # the probe network's time around the measurement: the machine's state
     measured_at: str
 
     def row(self) -> tuple:
@@ -114,17 +113,6 @@ class Table:
 
     def get(self, key: Key) -> Entry | None:
         return self.entries.get(key)
-
-    def typical_probe_ms(self) -> float:
-        """The median probe time of the entries measured with this table's profile: the speed
-        predictions are given at unless told otherwise."""
-        p = self.profile
-        probes = [e.probe_ms for k, e in self.entries.items()
-                  if (k.batch, k.dtype, k.memory_format) == (p.batch, p.dtype, p.memory_format)]
-        if not probes:
-            raise LatencyError(f"{self.path}: no entries for batch {p.batch}, {p.dtype}, "
-                               f"{p.memory_format}")
-        return statistics.median(probes)
 
     def refresh(self) -> None:
         """Read the rows other processes appended since the last read."""
