@@ -8,11 +8,16 @@ the table lacks timed inside it). Between every two passes, for two ways of read
 ``unit_spread`` and ``network_spread``, the standard deviation of the log ratio of the two
 tables' entries and of their predictions of each network (around its median, so that a
 constant factor between two tables counts as no noise), the median ratio, and the share of
-networks predicted alike within 5% and 10%. The ways: ``as_timed``, each entry's mean (what
-predictions use), and ``probe``, each entry's mean over the time of the probe network measured
-around it (a speed correction the tables used before: it is reported as what it would do). A
-spread is about 1.4 times the noise of one table (two tables' noise adds up), and it is what
-that noise is worth to a search comparing networks by it.
+networks predicted alike within 5% and 10%. The ways: each entry's mean scaled by the time of
+the probe network measured around it to the power 0 (``as_timed``), ``PROBE_ELASTICITY``
+(``elastic``: what predictions do) or 1 (``probe``: what they did before). And
+``fitted_elasticity``: the power that best fits the units' change between the tables to the
+probe's (least squares on the logs of their ratios). A spread is about 1.4 times the noise of
+one table (two tables' noise adds up), and it is what that noise is worth to a search comparing
+networks by it. ``--against TABLE`` also compares
+each pass with a table built before (hours before, say), over the units and networks it lists:
+a median ratio away from 1 is how far entries measured now would sit from its entries in one
+table, as a search that adds to a prebuilt table mixes them (``against`` in the JSON).
 
 Writes ``benchmarks/results/latency_repeatability.json`` with the load average before and
 after (a busy machine is noisier).
@@ -33,26 +38,58 @@ from pathlib import Path
 import numpy as np
 
 from nas.latency import Profile, Table, Timing, fill, placed_units
+from nas.latency.table import PROBE_ELASTICITY
 from nas.spaces import constraints_for, load_space
 
 RESULTS = Path(__file__).parent / "results"
-WAYS = {"as_timed": lambda e: e.mean_ms, "probe": lambda e: e.mean_ms / e.probe_ms}
+WAYS = {"as_timed": 0.0, "elastic": PROBE_ELASTICITY, "probe": 1.0}  # powers of the probe
 
 
-def agreement(first: Table, second: Table, networks: list, read) -> dict:
-    """How alike two tables read ``read(entry)`` predict units and networks."""
+def agreement(first: Table, second: Table, networks: list, power: float) -> dict:
+    """How alike two tables, each entry scaled by its probe to ``power``, predict the units both
+    list and the networks both list every unit of."""
+    def read(entry) -> float:
+        return entry.mean_ms / entry.probe_ms ** power
+
     def ms(table: Table, keys) -> float:
         return sum(read(table.get(k)) for k in keys)
 
-    keys = [[p.key(first.profile) for p in placed_units(n)] for n in networks]
-    units = [math.log(read(second.get(k)) / read(e)) for k, e in first.entries.items()]
+    both = first.entries.keys() & second.entries.keys()
+    keys = [ks for n in networks if both.issuperset(ks := [p.key(first.profile)
+                                                           for p in placed_units(n)])]
+    units = [math.log(read(second.get(k)) / read(first.get(k))) for k in both]
     nets = np.log([ms(second, k) / ms(first, k) for k in keys])
     centred = np.abs(np.expm1(nets - statistics.median(nets)))
-    return {"unit_spread": round(float(np.std(units)), 4),
+    return {"units": len(units), "networks": len(keys),
+            "unit_spread": round(float(np.std(units)), 4),
             "network_spread": round(float(np.std(nets)), 4),
             "network_median_ratio": round(math.exp(statistics.median(nets)), 4),
             "within_5": float(np.mean(centred <= 0.05)),
             "within_10": float(np.mean(centred <= 0.10))}
+
+
+def fitted_elasticity(first: Table, second: Table) -> float:
+    """The power of the probe's change that best fits the change of the units both tables list:
+    the least-squares slope of the logs of their mean ratios on the logs of their probe
+    ratios."""
+    both = first.entries.keys() & second.entries.keys()
+    probe = np.log([second.get(k).probe_ms / first.get(k).probe_ms for k in both])
+    units = np.log([second.get(k).mean_ms / first.get(k).mean_ms for k in both])
+    return round(float(np.polyfit(probe, units, 1)[0]), 3)
+
+
+def compare(first: Table, second: Table, networks: list) -> dict:
+    return {**{way: agreement(first, second, networks, power) for way, power in WAYS.items()},
+            "fitted_elasticity": fitted_elasticity(first, second)}
+
+
+def _medians(comparisons: dict) -> dict:
+    """Each way's figures and the fitted elasticity, the median over the comparisons."""
+    first = next(iter(comparisons.values()))
+    return {**{way: {m: statistics.median(c[way][m] for c in comparisons.values())
+                     for m in first[way]} for way in WAYS},
+            "fitted_elasticity": statistics.median(c["fitted_elasticity"]
+                                                   for c in comparisons.values())}
 
 
 def main() -> None:
@@ -62,6 +99,8 @@ def main() -> None:
     parser.add_argument("--space", default="regnet")
     parser.add_argument("--budget", default="400MF")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against", type=Path, metavar="TABLE",
+                        help="also compare each pass with this table, built before")
     parser.add_argument("-o", "--output", type=Path,
                         default=RESULTS / "latency_repeatability.json")
     args = parser.parse_args()
@@ -75,18 +114,21 @@ def main() -> None:
             passes.append(Table(Path(tmp) / f"{i}.csv", profile))
             fill(passes[-1], networks, Timing())
             print(f"pass {i + 1} of {args.passes}: {len(passes[-1])} units", flush=True)
-        pairs = {f"{i + 1}-{j + 1}": {way: agreement(passes[i], passes[j], networks, read)
-                                      for way, read in WAYS.items()}
+        pairs = {f"{i + 1}-{j + 1}": compare(passes[i], passes[j], networks)
                  for i, j in itertools.combinations(range(args.passes), 2)}
+        earlier = Table(args.against, profile) if args.against else None
+        against = {f"{i + 1}": compare(earlier, table, networks)
+                   for i, table in enumerate(passes)} if earlier else None
     result = {"space": args.space, "budget": args.budget, "networks": args.n,
               "units": len(passes[0]), "passes": args.passes,
               "device": profile.name(), "seconds": round(time.time() - start),
               "load_average_before_after": [load_before, os.getloadavg()[0]],
-              "median_over_pairs": {way: {m: statistics.median(p[way][m] for p in pairs.values())
-                                          for m in pairs[next(iter(pairs))][way]}
-                                    for way in WAYS},
-              "pairs": pairs}
-    print(json.dumps(result["median_over_pairs"], indent=2))
+              "median_over_pairs": _medians(pairs),
+              "pairs": pairs, "against": against and {
+                  "table": str(args.against), "passes": against,
+                  "median_over_passes": _medians(against)}}
+    print(json.dumps({"pairs": result["median_over_pairs"],
+                      "against": against and result["against"]["median_over_passes"]}, indent=2))
     args.output.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -34,8 +34,8 @@ random member of its current front, scored the same way: near the most the space
 stored reference point, with no training and no latency measured (``drawn.local_search``).
 ``--judge`` times every unit of every run's networks near its front again, once, into one new
 table all runs share (the networks of all runs shuffled together, so that the machine's drift
-falls on every method alike), and adds each method's hypervolume by those latencies
-(``judged`` in the JSON, ``judged_hypervolume`` in the CSV; files named
+falls on every method alike), and adds each method's hypervolume by those latencies, at the
+stored table's speed (``judged`` in the JSON, ``judged_hypervolume`` in the CSV; files named
 ``_judged``). A run chooses its front by its own measurements, noise included, so its own
 latencies flatter it the more candidates it compares; an independent measurement does not.
 "Near" is within ``NEAR_FRONT`` of the run's own front in latency. The judged hypervolume is a
@@ -264,13 +264,15 @@ def near_front(found: pd.DataFrame) -> pd.DataFrame:
     return found[~beaten]
 
 
-def judged(args, runs: list, profile: Profile) -> tuple[list, dict]:
+def judged(args, runs: list, base: Path, profile: Profile) -> tuple[list, dict]:
     """The runs with only their networks near their own front, each given its latency from one
-    new table shared by all runs; and how many networks and units that took."""
+    new table shared by all runs, at the stored table's speed; and how many networks and units
+    that took."""
     near = [near_front(found) for _, _, found in runs]
     configs = sorted({c for found in near for c in found["config"]})
     random.Random(0).shuffle(configs)
     networks = {c: Network.from_json(c) for c in configs}
+    speed = Table(base, profile).typical_probe_ms()
     with tempfile.TemporaryDirectory() as tmp:
         table = Table(Path(tmp) / "judge.csv", profile)
         added = 0
@@ -278,7 +280,7 @@ def judged(args, runs: list, profile: Profile) -> tuple[list, dict]:
             added += fill(table, [network], Timing())
             if i % 25 == 0 or i == len(networks):
                 print(f"judge: {i} of {len(networks)} networks, {added} units timed", flush=True)
-        ms = {c: predict(n, table).total_ms for c, n in networks.items()}
+        ms = {c: predict(n, table, probe_ms=speed).total_ms for c, n in networks.items()}
     retimed = [found.assign(latency_ms=found["config"].map(ms)) for found in near]
     return ([(m, s, found[found["latency_ms"] <= latency_limit(args)])
              for (m, s, _), found in zip(runs, retimed)],
@@ -352,7 +354,7 @@ def main() -> None:
              "best_accuracy": float(f["accuracy"].max()) if len(f) else None}
             for m, s, f in runs]
     if args.judge:
-        retimed, judge_work = judged(args, runs, profile)
+        retimed, judge_work = judged(args, runs, base, profile)
         for row, (_, _, found) in zip(rows, retimed):
             row["judged_hypervolume"] = (hypervolume(found, OBJECTIVES, reference)
                                          if len(found) else 0.0)

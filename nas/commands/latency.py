@@ -125,13 +125,15 @@ def _predict(args: argparse.Namespace, table, timing) -> int:
     stages = prediction.by_stage()
     if args.json:
         print(json.dumps({"config": args.config, "table": str(table.path),
-                          "predicted_ms": total, "stages": stages,
-                          "units": [{"name": p.name, "key": e.key.signature, "ms": e.mean_ms}
-                                    for p, e in prediction.units]}))
+                          "predicted_ms": total, "probe_ms": prediction.probe_ms,
+                          "stages": stages,
+                          "units": [{"name": p.name, "key": e.key.signature,
+                                     "ms": prediction.unit_ms(e)} for p, e in prediction.units]}))
         return 0
     profile = table.profile
     print(f"{args.config}: {total:.3f} ms predicted at {args.resolution}x{args.resolution}, "
-          f"batch {profile.batch}, {profile.dtype}, {profile.memory_format} ({table.path})")
+          f"batch {profile.batch}, {profile.dtype}, {profile.memory_format}, at the table's "
+          f"typical speed (probe {prediction.probe_ms:.3f} ms; {table.path})")
     described = {"stem": ("stem", net.stem.kind, 1, net.stem.width), "head": ("head", "", 1, "")}
     described |= {f"s{i}": (f"s{i}", s.block, s.depth, w)
                   for i, (s, w) in enumerate(zip(net.stages, net.widths()[1:]), 1)}

@@ -30,16 +30,18 @@ Backends and devices
     runtime's profiler (``nas.latency.ort``). ``Profile.node`` names the Ray resource of a target
     device that takes the measurements instead of this machine (``nas.latency.remote``).
 Speed
-    A shared machine's speed drifts by 5-10% within minutes (other tenants' load on its caches
-    and memory), so an entry measured a while ago is off by that much today. Each entry keeps
-    the time of a small fixed probe network in the same process, the mean of its runs just
-    before and just after the entry's measurement (one run varies as much as the drift); a
-    prediction scales every entry by ``probe_ms / entry.probe_ms``, to the table's typical
-    speed (the median probe of its entries) by default, or to the speed a probe shows now.
-    The correction assumes every unit slows down as the probe does, which held for the drift
-    of a quiet shared machine; under heavy load units slow down unevenly (the memory-bound
-    ones more), so ``probe_spread`` is reported by every build and check, and a spread above
-    ``NOISY_SPREAD`` (15%, 1.5 times that drift) is warned about as more than it corrects.
+    Each entry keeps the time of a small fixed probe network run in the same process just
+    before and just after its measurement (their mean): a record of how fast the machine ran.
+    ``probe_spread`` is reported by every build and check, and a spread above ``NOISY_SPREAD``
+    (15%) is warned about: the machine was too unsteady for the figures to hold. Entries are
+    not rescaled by it. Tables once scaled every entry by ``probe / entry.probe_ms`` to one
+    speed, to follow a machine whose speed drifts; on the shared machine this was measured on,
+    the probe did not follow the units. Between two tables of the same networks built minutes
+    apart (``benchmarks/latency_repeatability.py``) scaling helped in some runs and hurt in
+    others, and against a table built 3 hours earlier the units' own times had moved about 2%
+    while the probe had moved 6-10%: scaled, its predictions came out 24% above the networks'
+    end-to-end times (5.5% as timed). A machine whose speed really drifts (thermal throttling,
+    a changed clock) needs its table measured again.
 Prediction
     The sum of the entries' means: the mean of a network's latency is the sum of its units'
     means, while per-call times are skewed to the right, so medians add up to less than the

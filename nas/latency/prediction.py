@@ -41,28 +41,33 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
 
 @dataclass(frozen=True)
 class Prediction:
-    """A network's predicted latency: the entry of every unit, in network order, each unit's
-    milliseconds its entry's mean as timed."""
+    """A network's predicted latency: the entry of every unit, in network order, each read at
+    the speed ``probe_ms`` (:meth:`Entry.ms_at`)."""
 
     units: tuple[tuple[Placed, Entry], ...]
+    probe_ms: float
+
+    def unit_ms(self, entry: Entry) -> float:
+        return entry.ms_at(self.probe_ms)
 
     @property
     def total_ms(self) -> float:
-        return sum(entry.mean_ms for _, entry in self.units)
+        return sum(self.unit_ms(entry) for _, entry in self.units)
 
     def by_stage(self) -> dict[str, float]:
         """Milliseconds of ``stem``, ``s1`` ... and ``head``."""
         parts: dict[str, float] = {}
         for placed, entry in self.units:
             stage = placed.name.split(".")[0]
-            parts[stage] = parts.get(stage, 0.0) + entry.mean_ms
+            parts[stage] = parts.get(stage, 0.0) + self.unit_ms(entry)
         return parts
 
 
 def predict(config: Network, table: Table, resolution: int = 224, num_classes: int = 1000,
-            timing: Timing | None = None) -> Prediction:
-    """Sum of the table's entries for the network; missing entries are measured and saved
-    with ``timing``, and without it raise LatencyError."""
+            timing: Timing | None = None, probe_ms: float | None = None) -> Prediction:
+    """Sum of the table's entries for the network at the speed ``probe_ms`` (default: the
+    table's typical speed); missing entries are measured and saved with ``timing``, and
+    without it raise LatencyError."""
     if timing is not None:
         fill(table, [config], timing, resolution, num_classes)
     placed = placed_units(config, resolution, num_classes)
@@ -70,16 +75,17 @@ def predict(config: Network, table: Table, resolution: int = 224, num_classes: i
     if missing:
         raise LatencyError(f"{table.path}: {len(missing)} unit(s) not measured, first "
                            f"{missing[0].key(table.profile).signature}")
-    return Prediction(tuple((p, table.get(p.key(table.profile))) for p in placed))
+    return Prediction(tuple((p, table.get(p.key(table.profile))) for p in placed),
+                      probe_ms or table.typical_probe_ms())
 
 
 def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: int = 224,
           num_classes: int = 1000) -> dict:
-    """Predicted against measured end-to-end latency of networks: ``n``, the median absolute
-    relative error, the shares within 5% and 10%, the mean share of units whose entries were in
-    the table before (``reused``; the rest were measured in the network itself), the spread of
-    the probes around the end-to-end measurements (``probe_spread``, warned about when too
-    wide: the machine's speed was unsteady), and one row per network."""
+    """Predicted against measured end-to-end latency of networks, each predicted at the speed
+    the probe shows around its measurement: ``n``, the median absolute relative error, the
+    shares within 5% and 10%, the mean share of units whose entries were in the table before
+    (``reused``; the rest were measured in the network itself), the probes' ``probe_spread``
+    (warned about when too wide), and one row per network."""
     end_to_end = replace(timing, min_run_time=2 * timing.min_run_time)  # whole networks
     rows = []
     for config in configs:
@@ -88,9 +94,12 @@ def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: 
         fill(table, [config], timing, resolution, num_classes)
         measured, speed = run(table.profile, timing, network_at_speed, config, table.profile,
                               end_to_end, resolution, num_classes)
-        rows.append({"predicted_ms": predict(config, table, resolution, num_classes).total_ms,
-                     "measured_ms": measured.median_ms, "measured_iqr_ms": measured.iqr_ms,
-                     "probe_ms": speed, "reused": reused, "config": config.to_dict()})
+        prediction = predict(config, table, resolution, num_classes, probe_ms=speed)
+        rows.append({"predicted_ms": prediction.total_ms, "measured_ms": measured.median_ms,
+                     "measured_iqr_ms": measured.iqr_ms, "probe_ms": speed,
+                     "predicted_typical_ms": replace(prediction,
+                                                     probe_ms=table.typical_probe_ms()).total_ms,
+                     "reused": reused, "config": config.to_dict()})
     errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows]
     spread = warn_if_noisy([r["probe_ms"] for r in rows], "check")
     return {"n": len(rows), "median_abs_error": statistics.median(errors),

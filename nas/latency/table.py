@@ -11,6 +11,7 @@ import io
 import math
 import os
 import re
+import statistics
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from nas.network import layout
 COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
            "probe_ms", "measured_at")
 SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
+PROBE_ELASTICITY = 0.5  # how far units follow the probe's speed (nas/latency/__init__.py)
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,13 @@ class Entry:
     median_ms: float
     iqr_ms: float
     repeats: int
-    probe_ms: float  # the probe network's time around the measurement: the machine's state
+    probe_ms: float  # the probe network's time when and where the entry was measured
     measured_at: str
+
+    def ms_at(self, probe_ms: float) -> float:
+        """The mean at the speed where the probe takes ``probe_ms``: scaled by the probe's
+        change to the power PROBE_ELASTICITY."""
+        return self.mean_ms * (probe_ms / self.probe_ms) ** PROBE_ELASTICITY
 
     def row(self) -> tuple:
         k = self.key
@@ -113,6 +120,17 @@ class Table:
 
     def get(self, key: Key) -> Entry | None:
         return self.entries.get(key)
+
+    def typical_probe_ms(self) -> float:
+        """The median probe time of the entries measured with this table's profile: the speed
+        predictions are given at unless told otherwise."""
+        p = self.profile
+        probes = [e.probe_ms for k, e in self.entries.items()
+                  if (k.batch, k.dtype, k.memory_format) == (p.batch, p.dtype, p.memory_format)]
+        if not probes:
+            raise LatencyError(f"{self.path}: no entries for batch {p.batch}, {p.dtype}, "
+                               f"{p.memory_format}")
+        return statistics.median(probes)
 
     def refresh(self) -> None:
         """Read the rows other processes appended since the last read."""

@@ -43,7 +43,7 @@ MEASURE_COST = 10.0  # a candidate that measures units, in candidates that do no
 
 @dataclass(frozen=True)
 class Lookup:
-    """Latencies the table already knows, as the search predicts them."""
+    """Latencies the table already knows, at its typical speed, as the search predicts them."""
 
     table: Table
     resolution: int
@@ -56,11 +56,13 @@ class Lookup:
     def known_ms(self) -> Callable[[Sequence[Key]], float | None]:
         """A function of a network's keys: its predicted latency, or None if a unit is
         missing."""
+        typical = self.table.typical_probe_ms() if len(self.table) else 1.0
+
         def ms(keys: Sequence[Key]) -> float | None:
             entries = [self.table.get(k) for k in keys]
             if None in entries:
                 return None
-            return sum(e.mean_ms for e in entries)
+            return sum(e.ms_at(typical) for e in entries)
         return ms
 
 
