@@ -96,7 +96,8 @@ def latency_limit(args) -> float:
 
 
 def outputs(args) -> tuple[Path, Path]:
-    """The results' CSV and JSON; another --seconds than 90 is named too."""
+    """The results' CSV and JSON, named by the setting, another --seconds than 90, --judge and
+    --name."""
     seconds = "" if args.seconds == SECONDS else f"_{args.seconds}s"
     named = f"_{args.name}" if args.name else ""
     stem = f"search_quality{setting(args)}{seconds}{'_judged' if args.judge else ''}{named}"
@@ -108,14 +109,13 @@ SEARCHES = {"default": [], "tpe": ["--screen", "0"],
 SCREEN_METHOD = re.compile(r"screen(\d+)")  # the default with another pool: screen256
 
 
-def search_options(method: str) -> list[str]:
-    """The search.py options of a method: one of SEARCHES, or ``screenN``."""
+def search_options(method: str) -> list[str] | None:
+    """The search.py options of a method: one of SEARCHES, or ``screenN``; None for another."""
     if method in SEARCHES:
         return SEARCHES[method]
     if pool := SCREEN_METHOD.fullmatch(method):
         return ["--screen", pool[1]]
-    raise SystemExit(f"unknown method {method!r}: choose from {', '.join(SEARCHES)}, "
-                     "params_topk or screenN")
+    return None
 
 
 def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
@@ -316,9 +316,11 @@ def main() -> None:
         p.error("--judge measures every method's runs together: it cannot --update")
     if args.local_search and not args.drawn:
         p.error("--local-search starts from the front of --drawn N networks")
-    for method in args.methods.split(","):
-        if method != "params_topk":
-            search_options(method)  # an unknown method stops here, before the table is built
+    unknown = [m for m in args.methods.split(",")
+               if m != "params_topk" and search_options(m) is None]
+    if unknown:  # before the table is built
+        p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(SEARCHES)}, "
+                "params_topk or screenN")
     load_before = os.getloadavg()
     profile = Profile()
     base = ROOT / "results" / "latency" / f"search-quality{setting(args)}-{profile.name()}.csv"

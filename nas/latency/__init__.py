@@ -30,18 +30,19 @@ Backends and devices
     runtime's profiler (``nas.latency.ort``). ``Profile.node`` names the Ray resource of a target
     device that takes the measurements instead of this machine (``nas.latency.remote``).
 Speed
-    Each entry keeps the time of a small fixed probe network run in the same process just
-    before and just after its measurement (their mean): a record of how fast the machine ran.
+    A shared machine's speed drifts (other tenants' load on its caches and memory), so an entry
+    measured a while ago may be off today. Each entry keeps the time of a small fixed probe
+    network in the same process, the mean of its runs just before and just after the entry's
+    measurement, and a prediction reads every entry at one speed: its mean times
+    ``(probe_ms / entry.probe_ms) ** PROBE_ELASTICITY``, at the table's typical speed (the
+    median probe of its entries) by default, or at the speed a probe shows now. The power is
+    0.5 because the units follow the probe only part of the way: between tables of the same
+    networks measured minutes to hours apart on a shared 2-core VM, the power that best fitted
+    the units' change to the probe's was 0.0 to 0.73 (median 0.4, 15 comparisons), and read by
+    the whole change (the power 1 these tables used until December 2026) two tables disagreed
+    more than read by half of it (``benchmarks/latency_repeatability.py``).
     ``probe_spread`` is reported by every build and check, and a spread above ``NOISY_SPREAD``
-    (15%) is warned about: the machine was too unsteady for the figures to hold. Entries are
-    not rescaled by it. Tables once scaled every entry by ``probe / entry.probe_ms`` to one
-    speed, to follow a machine whose speed drifts; on the shared machine this was measured on,
-    the probe did not follow the units. Between two tables of the same networks built minutes
-    apart (``benchmarks/latency_repeatability.py``) scaling helped in some runs and hurt in
-    others, and against a table built 3 hours earlier the units' own times had moved about 2%
-    while the probe had moved 6-10%: scaled, its predictions came out 24% above the networks'
-    end-to-end times (5.5% as timed). A machine whose speed really drifts (thermal throttling,
-    a changed clock) needs its table measured again.
+    (15%) is warned about: the machine was too unsteady for the correction to hold.
 Prediction
     The sum of the entries' means: the mean of a network's latency is the sum of its units'
     means, while per-call times are skewed to the right, so medians add up to less than the
