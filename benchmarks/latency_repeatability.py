@@ -4,9 +4,9 @@
 
 Each pass fills a new table with ``-n`` random networks of ``--space`` at ``--budget``, in the
 same order, as ``nas latency build`` does (``fill``: each network in a fresh process, the units
-the table lacks timed inside it). Between every two passes, for two ways of reading an entry:
-``unit_spread`` and ``network_spread``, the standard deviation of the log ratio of the two
-tables' entries and of their predictions of each network (around its median, so that a
+the table lacks timed inside it). Between every two passes, for three ways of reading an
+entry: ``unit_spread`` and ``network_spread``, the standard deviation of the log ratio of the
+two tables' entries and of their predictions of each network (around its median, so that a
 constant factor between two tables counts as no noise), the median ratio, and the share of
 networks predicted alike within 5% and 10%. The ways: each entry's mean scaled by the time of
 the probe network measured around it to the power 0 (``as_timed``), ``PROBE_ELASTICITY``
@@ -14,10 +14,10 @@ the probe network measured around it to the power 0 (``as_timed``), ``PROBE_ELAS
 ``fitted_elasticity``: the power that best fits the units' change between the tables to the
 probe's (least squares on the logs of their ratios). A spread is about 1.4 times the noise of
 one table (two tables' noise adds up), and it is what that noise is worth to a search comparing
-networks by it. ``--against TABLE`` also compares
-each pass with a table built before (hours before, say), over the units and networks it lists:
-a median ratio away from 1 is how far entries measured now would sit from its entries in one
-table, as a search that adds to a prebuilt table mixes them (``against`` in the JSON).
+networks by it. ``--against TABLE`` also compares each pass with a table built before (hours
+before, say), over the units and networks it lists: a median ratio away from 1 is how far
+entries measured now would sit from its entries in one table, as a search that adds to a
+prebuilt table mixes them (``against`` in the JSON).
 
 Writes ``benchmarks/results/latency_repeatability.json`` with the load average before and
 after (a busy machine is noisier).
