@@ -38,9 +38,10 @@ Speed
     median probe of its entries) by default, or at the speed a probe shows now. The power is
     0.5 because the units follow the probe only part of the way: between tables of the same
     networks measured minutes to hours apart on a shared 2-core VM, the power that best fitted
-    the units' change to the probe's was 0.0 to 0.73 (median 0.4, 15 comparisons), and read by
-    the whole change (the power 1 these tables used until December 2026) two tables disagreed
-    more than read by half of it (``benchmarks/latency_repeatability.py``).
+    the units' change to the probe's was 0.0 to 0.73 (median 0.4, 15 comparisons; 0.5 was
+    chosen on these). In a later run (``benchmarks/latency_repeatability.py``, 6 comparisons)
+    two tables disagreed least read by half the change, in all 6, and more read by the whole
+    change (the power 1 these tables used until December 2026) or by none.
     ``probe_spread`` is reported by every build and check, and a spread above ``NOISY_SPREAD``
     (15%) is warned about: the machine was too unsteady for the correction to hold.
 Prediction
