@@ -19,6 +19,11 @@ before, say), over the units and networks it lists: a median ratio away from 1 i
 entries measured now would sit from its entries in one table, as a search that adds to a
 prebuilt table mixes them (``against`` in the JSON).
 
+A network timed for the units a table lacks times the units it lists again, and the table
+pools each unit's measurements (``Entry.pooled``); ``single`` compares the same passes read by
+the first measurement of each unit only, as tables were read before December 2026, with
+``sessions_per_unit`` the mean number of measurements pooled in an entry.
+
 Writes ``benchmarks/results/latency_repeatability.json`` with the load average before and
 after (a busy machine is noisier).
 """
@@ -38,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.latency import Profile, Table, Timing, fill, placed_units
-from nas.latency.table import PROBE_ELASTICITY
+from nas.latency.table import COLUMNS, PROBE_ELASTICITY, parse_row
 from nas.spaces import constraints_for, load_space
 
 RESULTS = Path(__file__).parent / "results"
@@ -92,6 +97,32 @@ def _medians(comparisons: dict) -> dict:
                                                    for c in comparisons.values())}
 
 
+def first_measurements(table: Table, path: Path) -> Table:
+    """The table read by the first measurement of each unit: a copy of its file at ``path``
+    without the later rows of a unit."""
+    seen, kept = set(), []
+    for line in table.path.read_text().splitlines(keepends=True):
+        if not line.startswith("#") and not line.startswith(COLUMNS[0] + ","):
+            key = parse_row(line).key
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(line)
+    path.write_text("".join(kept))
+    return Table(path, table.profile)
+
+
+def comparisons(passes: list[Table], earlier: Table | None, networks: list) -> dict:
+    """Every pair of passes compared, and each pass with ``earlier`` (None without it)."""
+    pairs = {f"{i + 1}-{j + 1}": compare(passes[i], passes[j], networks)
+             for i, j in itertools.combinations(range(len(passes)), 2)}
+    against = {f"{i + 1}": compare(earlier, table, networks)
+               for i, table in enumerate(passes)} if earlier else None
+    return {"median_over_pairs": _medians(pairs), "pairs": pairs,
+            "against": against and {"median_over_passes": _medians(against),
+                                    "passes": against}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=30, help="networks per pass (default 30)")
@@ -114,21 +145,20 @@ def main() -> None:
             passes.append(Table(Path(tmp) / f"{i}.csv", profile))
             fill(passes[-1], networks, Timing())
             print(f"pass {i + 1} of {args.passes}: {len(passes[-1])} units", flush=True)
-        pairs = {f"{i + 1}-{j + 1}": compare(passes[i], passes[j], networks)
-                 for i, j in itertools.combinations(range(args.passes), 2)}
         earlier = Table(args.against, profile) if args.against else None
-        against = {f"{i + 1}": compare(earlier, table, networks)
-                   for i, table in enumerate(passes)} if earlier else None
+        pooled = comparisons(passes, earlier, networks)
+        single = comparisons([first_measurements(t, Path(tmp) / f"single{i}.csv")
+                              for i, t in enumerate(passes)], earlier, networks)
+        sessions = statistics.fmean(e.sessions for t in passes for e in t.entries.values())
     result = {"space": args.space, "budget": args.budget, "networks": args.n,
               "units": len(passes[0]), "passes": args.passes,
-              "device": profile.name(), "seconds": round(time.time() - start),
+              "sessions_per_unit": round(sessions, 3), "device": profile.name(),
+              "seconds": round(time.time() - start),
               "load_average_before_after": [load_before, os.getloadavg()[0]],
-              "median_over_pairs": _medians(pairs),
-              "pairs": pairs, "against": against and {
-                  "table": str(args.against), "passes": against,
-                  "median_over_passes": _medians(against)}}
-    print(json.dumps({"pairs": result["median_over_pairs"],
-                      "against": against and result["against"]["median_over_passes"]}, indent=2))
+              "against_table": args.against and str(args.against), **pooled, "single": single}
+    print(json.dumps({name: {"pairs": c["median_over_pairs"],
+                             "against": c["against"] and c["against"]["median_over_passes"]}
+                      for name, c in (("pooled", pooled), ("single", single))}, indent=2))
     args.output.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -28,6 +29,7 @@ from nas.latency import (
     placed_units,
     predict,
 )
+from nas.latency.table import parse_row
 from nas.network import build
 
 RESOLUTION = 32
@@ -113,9 +115,13 @@ def test_prediction_is_the_sum_of_its_entries_and_missing_ones_are_measured_once
     with pytest.raises(LatencyError, match="1 unit.* not measured, first HeadModule"):
         predict(net, table, RESOLUTION, 100)  # only the head differs; measuring is off
     assert len(measured) == 1
-    other = predict(net, Table(path, Profile()), RESOLUTION, 100, QUICK)
-    assert len(measured) == 2 and len(_rows(path)) == 6
-    assert [e for _, e in other.units][:-1] == [e for _, e in prediction.units][:-1]
+    accepting = replace(QUICK, max_noise=math.inf)  # every unit measured again is saved
+    other = predict(net, Table(path, Profile()), RESOLUTION, 100, accepting)
+    assert len(measured) == 2 and len(_rows(path)) == 5 + 5  # the new head, and the 4 again
+    assert [e.sessions for _, e in other.units] == [2, 2, 2, 2, 1]
+    for (_, first), (_, pooled) in zip(prediction.units[:-1], other.units):
+        [again] = [e for e in map(parse_row, _rows(path)[5:]) if e.key == first.key]
+        assert pooled.mean_ms == pytest.approx(math.sqrt(first.mean_ms * again.mean_ms))
 
 
 def test_entries_are_read_at_one_speed_by_half_the_probes_change(tmp_path):
@@ -134,6 +140,43 @@ def test_entries_are_read_at_one_speed_by_half_the_probes_change(tmp_path):
         [2 ** 0.5, 1.0, 1.0, 0.5 ** 0.5, 0.5])
     assert predict(net, table, RESOLUTION, 10, probe_ms=8.0).total_ms == pytest.approx(
         2 * typical.total_ms)
+
+
+def test_rows_of_one_unit_are_pooled_so_any_speed_reads_their_geometric_mean(tmp_path):
+    """Each measurement of a unit is a row; its entry reads, at any speed, as the geometric mean
+    of its rows read at that speed, each row weighing alike however the rows arrive."""
+    path = tmp_path / "t.csv"
+    table = Table(path, Profile())
+    key = _entry(0).key
+    rows = [(1.0, 1.0, "2025-01-01"), (4.0, 4.0, "2025-01-03"), (2.0, 8.0, "2025-01-02")]
+    table.add([Entry(key, ms, ms, 0.1 * ms, 20, probe, at) for ms, probe, at in rows[:2]])
+    table.add([Entry(key, ms, ms, 0.1 * ms, 20, probe, at) for ms, probe, at in rows[2:]])
+    entry = table.get(key)
+    for speed in (1.0, 2.0, 3.0):
+        read = [ms * (speed / probe) ** 0.5 for ms, probe, _ in rows]
+        assert entry.ms_at(speed) == pytest.approx(math.prod(read) ** (1 / 3))
+    assert (entry.sessions, entry.repeats, entry.measured_at) == (3, 60, "2025-01-02")
+    assert entry.iqr_ms == pytest.approx(0.7 / 3)
+    assert Table(path, Profile()).get(key) == entry and len(_rows(path)) == 3
+    with pytest.raises(ValueError, match="a pooled entry is written as its rows"):
+        Table(tmp_path / "copy.csv", Profile()).add([entry])
+
+
+def test_units_a_network_has_again_are_saved_when_measured_quietly(tmp_path, monkeypatch):
+    """A network that lacks one unit is timed whole: the units the table lists are pooled with
+    their new measurement where its IQR is within ``max_noise`` of the median."""
+    table = Table(tmp_path / "t.csv", Profile())
+    net = Network.from_dict(TINY)
+    keys = list(dict.fromkeys(p.key(table.profile) for p in placed_units(net, RESOLUTION, 10)))
+    table.add(Entry(k, 1.0, 1.0, 0.0, 20, 2.0, "2025-01-01") for k in keys[1:])
+    noise = dict(zip(keys, [0.5, 0.05, 0.5, 0.1, 0.05]))  # IQR / median of the new measurement
+    monkeypatch.setattr(latency.prediction, "run", lambda *_: {
+        k: Entry(k, 4.0, 4.0, 4.0 * noise[k], 20, 2.0, "2025-01-02") for k in keys})
+    assert latency.fill(table, [net], Timing(max_noise=0.1), RESOLUTION, 10) == 1
+    assert [table.get(k).sessions for k in keys] == [1, 2, 1, 2, 2]
+    assert [table.get(k).mean_ms for k in keys] == pytest.approx([4.0, 2.0, 1.0, 2.0, 2.0])
+    assert latency.fill(table, [net], Timing(max_noise=0.1), RESOLUTION, 10) == 0  # none lacked
+    assert [table.get(k).sessions for k in keys] == [1, 2, 1, 2, 2]
 
 
 def test_fresh_process_measurements_run_each_in_a_new_process():

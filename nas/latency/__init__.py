@@ -15,6 +15,13 @@ Measurement
     allocator recycled), which timing a unit alone in a loop misses: blocks timed alone ran 5-20%
     faster than inside networks here, most of all those with large activations. Missing entries are
     measured in the network that needs them; entries are shared by every network with the same unit.
+    Timing that network times the units the table already lists as well: each such measurement
+    within ``max_noise`` is added to the table too, and an entry pools every measurement of its
+    unit (the geometric means of their times and of their probes, so that it reads at any speed
+    as the geometric mean of its measurements read at that speed). A unit that recurs across
+    networks, as those near a search's front do, is measured again each time a network with it
+    is, and a single measurement's noise (mostly the measuring process's, per session) averages
+    out.
     Each network is measured in a process of its own, forked from a server that has imported torch
     and run nothing, as a deployed network runs in a process that serves only it: a process that has
     built and timed 20 networks ran later ones 5-20% slower here, and neither ``gc.collect()`` nor
@@ -60,7 +67,7 @@ Table file
     One CSV file per device profile (default ``results/latency/<device>.csv``): ``#`` lines
     naming the device and its fingerprint, the column line, then one row per entry. Processes
     append whole rows under an exclusive ``flock`` and never rewrite the file, so concurrent
-    writers lose nothing; when a key appears twice the later row wins. Malformed rows are
+    writers lose nothing; the rows of one key are pooled into its entry. Malformed rows are
     skipped with a warning naming their lines; the valid rows are kept.
 """
 

@@ -47,6 +47,21 @@ class Entry:
     repeats: int
     probe_ms: float  # the probe network's time when and where the entry was measured
     measured_at: str
+    sessions: int = 1  # the measurements pooled in it (rows of the table file)
+
+    def pooled(self, other: Entry) -> Entry:
+        """This entry and a later measurement of the same unit as one: the geometric means of
+        their times, weighted by their sessions, so that reading the pool at any speed gives
+        the geometric mean of its measurements read at that speed."""
+        n, m = self.sessions, other.sessions
+
+        def mean(a: float, b: float) -> float:
+            return math.exp((n * math.log(a) + m * math.log(b)) / (n + m))
+
+        return Entry(self.key, mean(self.mean_ms, other.mean_ms),
+                     mean(self.median_ms, other.median_ms),
+                     (n * self.iqr_ms + m * other.iqr_ms) / (n + m), self.repeats + other.repeats,
+                     mean(self.probe_ms, other.probe_ms), other.measured_at, n + m)
 
     def ms_at(self, probe_ms: float) -> float:
         """The mean at the speed where the probe takes ``probe_ms``: scaled by the probe's
@@ -54,6 +69,9 @@ class Entry:
         return self.mean_ms * (probe_ms / self.probe_ms) ** PROBE_ELASTICITY
 
     def row(self) -> tuple:
+        """The entry as a row of the table file: one measurement, never a pool."""
+        if self.sessions != 1:
+            raise ValueError(f"{self.key.signature}: a pooled entry is written as its rows")
         k = self.key
         return (k.signature, k.batch, k.dtype, k.memory_format, f"{self.mean_ms:.6g}",
                 f"{self.median_ms:.6g}", f"{self.iqr_ms:.3g}", self.repeats,
@@ -104,7 +122,8 @@ def placed_units(config: Network, resolution: int = 224, num_classes: int = 1000
 
 
 class Table:
-    """The entries of one device profile, read from and appended to its CSV file."""
+    """The entries of one device profile, read from and appended to its CSV file; the rows of
+    one unit are pooled into its entry (:meth:`Entry.pooled`)."""
 
     def __init__(self, path: str | Path, profile: Profile):
         self.path = Path(path)
@@ -174,7 +193,8 @@ class Table:
             except ValueError:
                 bad.append(i)
                 continue
-            self.entries[entry.key] = entry
+            known = self.entries.get(entry.key)
+            self.entries[entry.key] = entry if known is None else known.pooled(entry)
         if bad:
             shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
             warnings.warn(f"{self.path}: skipped {len(bad)} malformed row(s) at line(s) {shown}; "
