@@ -22,7 +22,9 @@ prebuilt table mixes them (``against`` in the JSON).
 A network timed for the units a table lacks times the units it lists again, and the table
 pools each unit's measurements (``Entry.pooled``); ``single`` compares the same passes read by
 the first measurement of each unit only, as tables were read before December 2026, with
-``sessions_per_unit`` the mean number of measurements pooled in an entry.
+``sessions_per_unit`` the mean number of measurements pooled in an entry. ``--sessions N``
+builds each pass as ``nas latency build --sessions N`` does: every unit measured at least N
+times.
 
 Writes ``benchmarks/results/latency_repeatability.json`` with the load average before and
 after (a busy machine is noisier).
@@ -130,6 +132,8 @@ def main() -> None:
     parser.add_argument("--space", default="regnet")
     parser.add_argument("--budget", default="400MF")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sessions", type=int, default=1,
+                        help="measurements of each unit pooled in a pass's table (default 1)")
     parser.add_argument("--against", type=Path, metavar="TABLE",
                         help="also compare each pass with this table, built before")
     parser.add_argument("-o", "--output", type=Path,
@@ -143,16 +147,17 @@ def main() -> None:
         passes = []
         for i in range(args.passes):
             passes.append(Table(Path(tmp) / f"{i}.csv", profile))
-            fill(passes[-1], networks, Timing())
+            fill(passes[-1], networks, Timing(), sessions=args.sessions)
             print(f"pass {i + 1} of {args.passes}: {len(passes[-1])} units", flush=True)
         earlier = Table(args.against, profile) if args.against else None
         pooled = comparisons(passes, earlier, networks)
         single = comparisons([first_measurements(t, Path(tmp) / f"single{i}.csv")
                               for i, t in enumerate(passes)], earlier, networks)
-        sessions = statistics.fmean(e.sessions for t in passes for e in t.entries.values())
+        per_unit = statistics.fmean(e.sessions for t in passes for e in t.entries.values())
     result = {"space": args.space, "budget": args.budget, "networks": args.n,
               "units": len(passes[0]), "passes": args.passes,
-              "sessions_per_unit": round(sessions, 3), "device": profile.name(),
+              "sessions": args.sessions, "sessions_per_unit": round(per_unit, 3),
+              "device": profile.name(),
               "seconds": round(time.time() - start),
               "load_average_before_after": [load_before, os.getloadavg()[0]],
               "against_table": args.against and str(args.against), **pooled, "single": single}

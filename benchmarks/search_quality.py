@@ -10,7 +10,8 @@ Methods, each given ``--seconds`` of wall-clock on this machine, for ``--seeds``
   (most first) and score them in that order with the same signal, two at a time, until the
   seconds run out.
 Objectives are the default's, (accuracy signal, predicted latency), from one latency table
-filled beforehand for the space (``--table-networks``); each run starts from its own copy of
+filled beforehand for the space (``--table-networks``, each unit measured ``--table-sessions``
+times, a table of its own per number of sessions); each run starts from its own copy of
 it, so that no run inherits the entries another measured. Hypervolumes use one reference
 point for all runs: the lowest signal and the highest latency any run found.
 
@@ -297,6 +298,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table-networks", type=int, default=200,
                    help="networks whose blocks fill the latency table first (default 200)")
+    p.add_argument("--table-sessions", type=int, default=1,
+                   help="measurements of each unit in that table (nas latency build --sessions; "
+                        "default 1)")
     p.add_argument("--methods", default="default,tpe,random,params_topk")
     p.add_argument("--name", help="a suffix of the result files' names, e.g. screens")
     p.add_argument("--update", action="store_true",
@@ -323,9 +327,12 @@ def main() -> None:
                 "params_topk or screenN")
     load_before = os.getloadavg()
     profile = Profile()
-    base = ROOT / "results" / "latency" / f"search-quality{setting(args)}-{profile.name()}.csv"
+    sessions = f"_s{args.table_sessions}" if args.table_sessions > 1 else ""
+    base = (ROOT / "results" / "latency"
+            / f"search-quality{setting(args)}{sessions}-{profile.name()}.csv")
     subprocess.run([sys.executable, "-m", "nas.cli", "latency", "build", "--space", args.space,
                     "--budget", args.budget, "-n", str(args.table_networks),
+                    "--sessions", str(args.table_sessions),
                     "--latency-table", str(base)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     if args.ceiling:
@@ -366,7 +373,8 @@ def main() -> None:
     medians = {m: statistics.median(g["hypervolume"]) for m, g in table_out.groupby("method")}
     summary = {"seeds": args.seeds, "wall_clock_seconds": args.seconds, "space": args.space,
                "budget": args.budget, "latency_budget": args.latency_budget,
-               "signal": DEFAULT_SIGNAL, "objectives": OBJECTIVES,
+               "table_sessions": args.table_sessions, "signal": DEFAULT_SIGNAL,
+               "objectives": OBJECTIVES,
                "load_average_before_after": [load_before[0], os.getloadavg()[0]],
                "reference_point": reference, "median_hypervolume": medians,
                "median_scored": {m: statistics.median(g["scored"])

@@ -48,6 +48,11 @@ def _rows(path) -> list[str]:
     return [line for line in path.read_text().splitlines()[4:] if line]
 
 
+def _units(path) -> set[Key]:
+    """The units a table file has rows of (a unit measured again has several)."""
+    return {parse_row(line).key for line in _rows(path)}
+
+
 def test_table_round_trip(tmp_path):
     path = tmp_path / "t.csv"
     table = Table(path, Profile())
@@ -177,6 +182,24 @@ def test_units_a_network_has_again_are_saved_when_measured_quietly(tmp_path, mon
     assert [table.get(k).mean_ms for k in keys] == pytest.approx([4.0, 2.0, 1.0, 2.0, 2.0])
     assert latency.fill(table, [net], Timing(max_noise=0.1), RESOLUTION, 10) == 0  # none lacked
     assert [table.get(k).sessions for k in keys] == [1, 2, 1, 2, 2]
+
+
+def test_building_with_sessions_times_each_network_until_every_unit_has_them(tmp_path,
+                                                                              capsys):
+    path = tmp_path / "t.csv"
+    args = ["latency", "build", *SPACE, "--latency-table", str(path), "--json"]
+    assert main([*args, "--sessions", "3"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    table = Table(path, Profile())
+    assert built["sessions"] == 3 and built["measured"] == 3 * built["needed"] == 3 * len(table)
+    assert min(e.sessions for e in table.entries.values()) >= 3
+    assert len(_rows(path)) == sum(e.sessions for e in table.entries.values())
+    assert main([*args, "--sessions", "2"]) == 0  # every unit has them already
+    assert json.loads(capsys.readouterr().out)["measured"] == 0
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--sessions", "0"])
+    assert refused.value.code == 2
+    assert "--sessions: must be a positive integer" in capsys.readouterr().err
 
 
 def test_fresh_process_measurements_run_each_in_a_new_process():
@@ -328,11 +351,11 @@ def test_build_fills_what_check_needs_and_check_reports_its_rows(tmp_path, capsy
     table = ["--latency-table", str(path), "--json"]
     assert main(["latency", "build", *SPACE, *table]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["measured"] == built["needed"] == len(_rows(path)) > 0
+    assert built["measured"] == built["needed"] == len(_units(path)) > 0
     assert built["probe_spread"] >= 0
     assert main(["latency", "check", *SPACE, *table]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert len(_rows(path)) == built["needed"]  # nothing was missing
+    assert len(_units(path)) == built["needed"]  # nothing was missing
     assert result["n"] == len(result["rows"]) == 2
     assert result["probe_spread"] >= 0
     errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in result["rows"]]
@@ -483,7 +506,7 @@ def test_a_table_measured_on_a_ray_node_is_that_nodes_and_a_search_uses_it(
     assert main(["latency", "build", *SPACE, "--latency-table", str(path), "--json",
                  "--address", address, "--on", "board"]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["node_id"] == board and built["measured"] == len(_rows(path)) > 0
+    assert built["node_id"] == board and built["measured"] == len(_units(path)) > 0
     fingerprint = path.read_text().splitlines()[2]
     assert fingerprint == f"# fingerprint: {built['fingerprint']}"
     assert fingerprint.endswith(f"; host={socket.gethostname()}")

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser("build", help="measure the entries of random networks of a space")
     _space_arguments(build, n=200)
+    build.add_argument("--sessions", type=positive, default=1,
+                       help="measurements pooled in each entry, each in a timing of its own "
+                            "(default 1; n sessions cut a measurement's noise about sqrt(n)-fold)")
     predict = actions.add_parser("predict", help="predicted latency of a network, per stage")
     predict.add_argument("config", help="network config YAML")
     predict.add_argument("--no-measure", action="store_true",
@@ -94,22 +97,24 @@ def _build(args: argparse.Namespace, table, timing) -> int:
     start = time.perf_counter()
     count = 0
     for i, config in enumerate(configs, 1):
-        count += fill(table, [config], timing, args.resolution, args.num_classes)
+        count += fill(table, [config], timing, args.resolution, args.num_classes, args.sessions)
         if i % 20 == 0 and not args.json:
-            print(f"  {i} networks, {count} entries measured "
+            print(f"  {i} networks, {count} units measured "
                   f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     seconds = time.perf_counter() - start
     spread = warn_if_noisy([e.probe_ms for k, e in table.entries.items() if k not in before],
                            "build")
     if args.json:
         print(json.dumps({"table": str(table.path), "needed": len(needed), "measured": count,
-                          "seconds": seconds, "entries": len(table), "probe_spread": spread,
+                          "sessions": args.sessions, "seconds": seconds, "entries": len(table),
+                          "probe_spread": spread,
                           "fingerprint": table.profile.fingerprint(),
                           "node_id": identify(table.profile).node_id if args.on else None}))
     else:
-        print(f"{table.path}: measured {count} of the {len(needed)} entries {len(configs)} "
-              f"networks need in {seconds:.0f} s (probe spread {spread:.0%}); the table has "
-              f"{len(table)}")
+        each = f" ({args.sessions} sessions of each)" if args.sessions > 1 else ""
+        print(f"{table.path}: measured {count} units{each} for the {len(needed)} entries "
+              f"{len(configs)} networks need in {seconds:.0f} s (probe spread {spread:.0%}); "
+              f"the table has {len(table)}")
     return 0
 
 

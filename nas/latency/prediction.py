@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from nas.config import Network
 from nas.latency.profile import LatencyError
 from nas.latency.remote import run
-from nas.latency.table import Entry, Placed, Table, placed_units
+from nas.latency.table import Entry, Key, Placed, Table, placed_units
 from nas.latency.timing import (
     Timing,
     measure_units,
@@ -21,19 +21,19 @@ from nas.network import check_fits
 
 
 def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: int = 224,
-         num_classes: int = 1000) -> int:
-    """Measure and save the entries the table lacks for these networks; returns how many. A
-    network that lacks some is timed whole, so its units the table lists are measured again:
-    those measured within ``timing.max_noise`` are saved too, and pooled into their entries."""
+         num_classes: int = 1000, sessions: int = 1) -> int:
+    """Measure and save the entries the table lacks for these networks: a unit lacks one until
+    it was measured in ``sessions`` timings of a network. Returns how many such measurements
+    were saved. A network is timed whole, so its other units are measured again: those
+    measured within ``timing.max_noise`` are saved too, and pooled into their entries."""
     added = 0
     for config in configs:
         check_fits(config, num_classes, resolution, table.profile.batch)
         keys = list(dict.fromkeys(p.key(table.profile)
                                   for p in placed_units(config, resolution, num_classes)))
-        if any(table.get(k) is None for k in keys):
+        if _lacking(table, keys, sessions):
             table.refresh()  # another process may have measured them meanwhile
-        missing = [k for k in keys if table.get(k) is None]
-        if missing:
+        while missing := _lacking(table, keys, sessions):  # a timing adds one session to each
             entries = run(table.profile, timing, measure_units, config, table.profile, timing,
                           resolution, num_classes, missing)
             again = [e for k, e in entries.items() if k not in missing
@@ -41,6 +41,10 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
             table.add([*(entries[k] for k in missing), *again])
             added += len(missing)
     return added
+
+
+def _lacking(table: Table, keys: list[Key], sessions: int) -> list[Key]:
+    return [k for k in keys if (e := table.get(k)) is None or e.sessions < sessions]
 
 
 @dataclass(frozen=True)
