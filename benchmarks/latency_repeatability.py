@@ -26,8 +26,8 @@ the first measurement of each unit only, as tables were read before December 202
 builds each pass as ``nas latency build --sessions N`` does: every unit measured at least N
 times.
 
-Writes ``benchmarks/results/latency_repeatability.json`` with the load average before and
-after (a busy machine is noisier).
+Writes ``benchmarks/results/latency_repeatability.json`` (``_sessionsN`` with ``--sessions
+N``) with the load average before and after (a busy machine is noisier).
 """
 
 from __future__ import annotations
@@ -137,8 +137,10 @@ def main() -> None:
     parser.add_argument("--against", type=Path, metavar="TABLE",
                         help="also compare each pass with this table, built before")
     parser.add_argument("-o", "--output", type=Path,
-                        default=RESULTS / "latency_repeatability.json")
+                        help="default benchmarks/results/latency_repeatability[_sessionsN].json")
     args = parser.parse_args()
+    sessions = f"_sessions{args.sessions}" if args.sessions > 1 else ""
+    output = args.output or RESULTS / f"latency_repeatability{sessions}.json"
     space = load_space(args.space)
     networks = [s.network for s in
                 space.sample(args.n, args.seed, constraints_for(space, args.budget))]
@@ -164,7 +166,7 @@ def main() -> None:
     print(json.dumps({name: {"pairs": c["median_over_pairs"],
                              "against": c["against"] and c["against"]["median_over_passes"]}
                       for name, c in (("pooled", pooled), ("single", single))}, indent=2))
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

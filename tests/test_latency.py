@@ -184,6 +184,21 @@ def test_units_a_network_has_again_are_saved_when_measured_quietly(tmp_path, mon
     assert [table.get(k).sessions for k in keys] == [1, 2, 1, 2, 2]
 
 
+def test_filling_stops_when_what_it_measured_does_not_read_back(tmp_path, monkeypatch):
+    """A measurement the table cannot read (here 0 ms, which a row may not hold) is timed no
+    more often than the sessions asked for, and the prediction then names what is missing."""
+    table = Table(tmp_path / "t.csv", Profile())
+    net = Network.from_dict(TINY)
+    keys = list(dict.fromkeys(p.key(table.profile) for p in placed_units(net, RESOLUTION, 10)))
+    monkeypatch.setattr(latency.prediction, "run", lambda *_: {
+        k: Entry(k, 0.0, 0.0, 0.0, 20, 2.0, "2025-01-02") for k in keys})
+    with pytest.warns(TableWarning, match="malformed"):
+        assert latency.fill(table, [net], Timing(), RESOLUTION, 10, sessions=2) == 2 * len(keys)
+    assert len(table) == 0
+    with pytest.raises(LatencyError, match="5 unit"):
+        predict(net, table, RESOLUTION, 10)
+
+
 def test_building_with_sessions_times_each_network_until_every_unit_has_them(tmp_path,
                                                                               capsys):
     path = tmp_path / "t.csv"

@@ -21,7 +21,9 @@ Measurement
     as the geometric mean of its measurements read at that speed). A unit that recurs across
     networks, as those near a search's front do, is measured again each time a network with it
     is, and a single measurement's noise (mostly the measuring process's, per session) averages
-    out.
+    out. ``fill(..., sessions=N)`` (``nas latency build --sessions N``) times a network until
+    every one of its units has N measurements: three halved the spread between two tables of
+    the same networks here (``benchmarks/latency_repeatability.py --sessions 3``).
     Each network is measured in a process of its own, forked from a server that has imported torch
     and run nothing, as a deployed network runs in a process that serves only it: a process that has
     built and timed 20 networks ran later ones 5-20% slower here, and neither ``gc.collect()`` nor

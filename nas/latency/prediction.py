@@ -33,7 +33,10 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
                                   for p in placed_units(config, resolution, num_classes)))
         if _lacking(table, keys, sessions):
             table.refresh()  # another process may have measured them meanwhile
-        while missing := _lacking(table, keys, sessions):  # a timing adds one session to each
+        for _ in range(sessions):  # a timing adds a session to each unit that lacks one
+            missing = _lacking(table, keys, sessions)
+            if not missing:
+                break
             entries = run(table.profile, timing, measure_units, config, table.profile, timing,
                           resolution, num_classes, missing)
             again = [e for k, e in entries.items() if k not in missing
