@@ -33,12 +33,14 @@ the others (``all``): ``drawn`` in the JSON. ``--local-search STEPS`` with it ad
 search from that front finds in as many steps, each a neighbour (``Space.neighbour``) of a
 random member of its current front, scored the same way: near the most the space holds at the
 stored reference point, with no training and no latency measured (``drawn.local_search``).
-``--judge`` times every unit of every run's networks near its front again, once, into one new
-table all runs share (the networks of all runs shuffled together, so that the machine's drift
-falls on every method alike), and adds each method's hypervolume by those latencies, at the
-stored table's speed (``judged`` in the JSON, ``judged_hypervolume`` in the CSV; files named
-``_judged``). A run chooses its front by its own measurements, noise included, so its own
-latencies flatter it the more candidates it compares; an independent measurement does not.
+``--judge`` times every unit of every run's networks near its front again into one new
+table all runs share, the networks of all runs shuffled together, so that the machine's drift
+falls on every method alike (each unit once at least; as in any table, a unit met again in a
+later network is measured again in passing and pooled), and adds each method's hypervolume
+by those latencies, at the stored table's speed (``judged`` in the JSON,
+``judged_hypervolume`` in the CSV; files named ``_judged``). A run chooses its front by its
+own measurements, noise included, so its own latencies flatter it the more candidates it
+compares; an independent measurement does not.
 "Near" is within ``NEAR_FRONT`` of the run's own front in latency. The judged hypervolume is a
 lower bound (networks further from the front, and those a run dropped over ``--latency-budget``,
 are not judged) and uses the same reference point as the runs' own.
