@@ -53,7 +53,7 @@ class Entry:
         """This entry and a later measurement of the same unit as one: the geometric means of
         their times and probes, weighted by their sessions, so that reading the pool at any speed
         gives the geometric mean of its measurements read at that speed; the mean of their IQRs,
-        the sum of their repeats, the later time of measurement."""
+        the sum of their repeats, and the time of the row read last."""
         n, m = self.sessions, other.sessions
 
         def mean(a: float, b: float) -> float:
