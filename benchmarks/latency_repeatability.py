@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.commands.options import positive
 from nas.latency import Profile, Table, Timing, fill, placed_units
 from nas.latency.table import COLUMNS, PROBE_ELASTICITY, parse_row
 from nas.spaces import constraints_for, load_space
@@ -127,12 +128,12 @@ def comparisons(passes: list[Table], earlier: Table | None, networks: list) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=30, help="networks per pass (default 30)")
-    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("-n", type=positive, default=30, help="networks per pass (default 30)")
+    parser.add_argument("--passes", type=positive, default=3)
     parser.add_argument("--space", default="regnet")
     parser.add_argument("--budget", default="400MF")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sessions", type=int, default=1,
+    parser.add_argument("--sessions", type=positive, default=1,
                         help="measurements of each unit pooled in a pass's table (default 1)")
     parser.add_argument("--against", type=Path, metavar="TABLE",
                         help="also compare each pass with this table, built before")

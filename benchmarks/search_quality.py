@@ -67,6 +67,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nas.commands.options import positive
 from nas.config import Network
 from nas.evaluate import data
 from nas.evaluate.proxy import ProxySettings
@@ -295,12 +296,12 @@ def main() -> None:
     p.add_argument("--space", default="regnet")
     p.add_argument("--budget", default="400MF")
     p.add_argument("--latency-budget", help="also a ceiling on predicted latency, e.g. 10ms")
-    p.add_argument("--seconds", type=int, default=SECONDS,
+    p.add_argument("--seconds", type=positive, default=SECONDS,
                    help=f"wall-clock per run (default {SECONDS})")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--table-networks", type=int, default=200,
+    p.add_argument("--seeds", type=positive, default=5)
+    p.add_argument("--table-networks", type=positive, default=200,
                    help="networks whose blocks fill the latency table first (default 200)")
-    p.add_argument("--table-sessions", type=int, default=1,
+    p.add_argument("--table-sessions", type=positive, default=1,
                    help="measurements of each unit in that table (nas latency build --sessions; "
                         "default 1)")
     p.add_argument("--methods", default="default,tpe,random,params_topk")
@@ -308,11 +309,11 @@ def main() -> None:
     p.add_argument("--update", action="store_true",
                    help="measure only --methods again, keeping the other methods' results and "
                         "the reference point of the stored run")
-    p.add_argument("--ceiling", type=int, metavar="SECONDS",
+    p.add_argument("--ceiling", type=positive, metavar="SECONDS",
                    help="only add the hypervolume a default search this long finds")
-    p.add_argument("--drawn", type=int, metavar="N",
+    p.add_argument("--drawn", type=positive, metavar="N",
                    help="only add the hypervolume N random feasible networks hold")
-    p.add_argument("--local-search", type=int, metavar="STEPS",
+    p.add_argument("--local-search", type=positive, metavar="STEPS",
                    help="with --drawn: also improve the drawn front by this many steps of a "
                         "local search")
     p.add_argument("--judge", action="store_true",
