@@ -326,6 +326,36 @@ print("handled" if got else "lost")
     assert done.returncode == 0 and done.stdout.strip() == "handled", done.stderr[-2000:]
 
 
+def test_sigterm_while_ray_starts_interrupts_the_run_as_ctrl_c_does():
+    """ray.init() sets a SIGTERM handler of its own that exits silently with code 15; a SIGTERM
+    that arrives while it is set interrupts the run, and the caller's handler is set again."""
+    script = """
+import os, signal, time
+import ray
+from nas.search.runner import start_ray
+from nas.search.settings import SearchSettings
+real = ray.init
+def init(**kwargs):
+    real(**kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)  # while ray.init's handler is set
+    time.sleep(2)
+ray.init = init
+def mine(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, mine)
+try:
+    start_ray(SearchSettings())
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted", signal.getsignal(signal.SIGTERM) is mine)
+finally:
+    ray.shutdown()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "interrupted True"), done.stderr[-2000:]
+
+
 def test_a_budget_spent_in_setup_ends_with_how_to_go_on_not_a_damaged_table(tmp_path):
     run = tmp_path / "run"
     done = search("--objectives", "accuracy,flops", "--time-budget", "0.001s", "--out", str(run))

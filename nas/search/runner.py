@@ -174,9 +174,19 @@ def start_ray(s: SearchSettings) -> None:
     import ray
 
     # "local": a new instance even when `ray start` left a cluster's address on this machine,
-    # which a bare ray.init() would join.
-    ray.init(address=s.address or "local", num_cpus=None if s.address else os.cpu_count(),
-             include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # which a bare ray.init() would join. ray.init() sets a SIGTERM handler of its own that
+    # exits silently with code 15: a SIGTERM while Ray starts stops the run as Ctrl-C does,
+    # and the caller's handler is set again.
+    on_sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(address=s.address or "local", num_cpus=None if s.address else os.cpu_count(),
+                 include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except SystemExit as e:
+        if e.code != signal.SIGTERM:
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGTERM, on_sigterm)
     largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
     if s.cpus_per_trial > largest:
         ray.shutdown()
