@@ -200,13 +200,14 @@ def drawn(args, base: Path) -> None:
     space = load_space(args.space)
     limits = constraints_for(space, args.budget)
     lookup = Lookup(Table(base, Profile()), 224, 1000)
-    known_ms, ranking = lookup.known_ms(), SIGNALS[DEFAULT_SIGNAL]
+    known, ranking = lookup.known(), SIGNALS[DEFAULT_SIGNAL]
 
     def scored(sample) -> dict:
         counts = sample.complexity.totals()
+        ms = known(lookup.keys(sample.network))
         return {**counts, "values": sample.values,
                 "accuracy": ranking.score(features(counts, ranking.features)),
-                "latency_ms": known_ms(lookup.keys(sample.network))}
+                "latency_ms": None if ms is None else ms.ms}
 
     rows = [scored(sample) for sample in space.sample(args.drawn, 123, limits)]
     networks = pd.DataFrame(rows)

@@ -28,6 +28,8 @@ COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iq
            "probe_ms", "measured_at")
 SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
 PROBE_ELASTICITY = 0.5  # how far units follow the probe's speed (nas/latency/__init__.py)
+NOISE_SESSIONS = 10  # sessions that measured units again, before a table states its noise
+CHI2_MEDIAN = 0.4549  # the median of a chi-squared variable with one degree of freedom
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ class Table:
         self.path = Path(path)
         self.profile = profile
         self.entries: dict[Key, Entry] = {}
+        self.rows: dict[Key, list[Entry]] = {}  # the measurements pooled in each entry
+        self._noise: tuple[float | None] | None = None  # session_noise(), until a refresh
         self._offset = 0  # bytes of the file read so far
         self._lines = 0
         self.measured_on: str | None = None  # the file's fingerprint, once read
@@ -152,6 +156,40 @@ class Table:
                                f"{p.memory_format}")
         return statistics.median(probes)
 
+    def session_noise(self) -> float | None:
+        """How far one timing session strays in measuring a network: the standard deviation of
+        the log of its sum. A session is the rows measured together (one ``measured_at``); it
+        is compared, over the units the table also holds from other sessions, with the pool of
+        their other rows, both read at the typical speed. The robust estimate (the median
+        squared log ratio), discounted for the pools' own noise; None until NOISE_SESSIONS
+        sessions measured units again."""
+        if self._noise is None:
+            self._noise = (self._session_noise(),)
+        return self._noise[0]
+
+    def _session_noise(self) -> float | None:
+        p = self.profile
+        sessions: dict[str, list[Entry]] = {}
+        for key, rows in self.rows.items():
+            if (key.batch, key.dtype, key.memory_format) == (p.batch, p.dtype, p.memory_format):
+                for row in rows:
+                    sessions.setdefault(row.measured_at, []).append(row)
+        typical = self.typical_probe_ms() if sessions else 1.0
+        squares = []
+        for at, rows in sessions.items():
+            own = others = shrink = 0.0
+            for row in rows:
+                rest = [r for r in self.rows[row.key] if r.measured_at != at]
+                if rest:
+                    own += row.ms_at(typical)
+                    others += functools.reduce(Entry.pooled, rest).ms_at(typical)
+                    shrink = max(shrink, 1 / len(rest))
+            if others:  # its log ratio's variance: one session's plus the pools' (at most)
+                squares.append(math.log(own / others) ** 2 / (1 + shrink))
+        if len(squares) < NOISE_SESSIONS:
+            return None
+        return math.sqrt(statistics.median(squares) / CHI2_MEDIAN)
+
     def refresh(self) -> None:
         """Read the rows other processes appended since the last read."""
         try:
@@ -166,6 +204,8 @@ class Table:
         if self._offset == 0 and lines:
             lines = self._read_header(lines)
         self._offset += len(complete)
+        if lines:
+            self._noise = None
         self._read_rows(lines)
         self._lines += len(lines)
 
@@ -196,6 +236,7 @@ class Table:
                 continue
             known = self.entries.get(entry.key)
             self.entries[entry.key] = entry if known is None else known.pooled(entry)
+            self.rows.setdefault(entry.key, []).append(entry)
         if bad:
             shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
             warnings.warn(f"{self.path}: skipped {len(bad)} malformed row(s) at line(s) {shown}; "

@@ -9,6 +9,12 @@ candidate will be given), else by a least-squares fit of log latency on the log 
 counts of the networks whose latency is known, and FLOPs, params and MAC exactly. Under a
 latency budget, a pooled network predicted over it is dropped from the pool.
 
+A table's sum carries the noise of the sessions that timed its units, and the pool's fastest
+networks by the table are those that noise flatters most. Where the table states its noise
+(``Table.session_noise``), the screen therefore compares networks, scored and pooled, by
+their expected latency (:class:`Shrinkage`): the table's sum drawn toward the counts' fit as
+far as the table's noise outweighs what the fit leaves unexplained.
+
 It proposes the network with the most hypervolume gain per second: the hypervolume it would add
 to the front of the scored candidates (the objectives scaled to the range of front and pool),
 divided by what scoring it is expected to cost. A network whose units the table lacks costs a
@@ -25,7 +31,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -53,17 +59,22 @@ class Lookup:
         return tuple(p.key(self.table.profile)
                      for p in placed_units(network, self.resolution, self.num_classes))
 
-    def known_ms(self) -> Callable[[Sequence[Key]], float | None]:
-        """A function of a network's keys: its predicted latency, or None if a unit is
-        missing."""
+    def known(self) -> Callable[[Sequence[Key]], Known | None]:
+        """A function of a network's keys: its predicted latency and the fewest sessions of
+        its units, or None if a unit is missing."""
         typical = self.table.typical_probe_ms() if len(self.table) else 1.0
 
-        def ms(keys: Sequence[Key]) -> float | None:
+        def known(keys: Sequence[Key]) -> Known | None:
             entries = [self.table.get(k) for k in keys]
             if None in entries:
                 return None
-            return sum(e.ms_at(typical) for e in entries)
-        return ms
+            return Known(sum(e.ms_at(typical) for e in entries), min(e.sessions for e in entries))
+        return known
+
+
+class Known(NamedTuple):
+    ms: float
+    sessions: int  # the fewest measurements pooled in any of the network's units
 
 
 @dataclass
@@ -93,11 +104,17 @@ class Screen:
             within = [ms <= self.latency_budget
                       for ms in self.predicted("latency_ms", scored, known)]
             self.drawn = [p for p, ok in zip(self.drawn, within) if ok]
-            known = [ms for ms, ok in zip(known, within) if ok]
+            known = [k for k, ok in zip(known, within) if ok]
             if not self.drawn:
                 return None
         predicted = np.column_stack([self.predicted(c, scored, known) for c in self.columns])
         front = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
+        if "latency_ms" in self.columns and (expect := self._shrinkage(scored, known)):
+            i = self.columns.index("latency_ms")
+            front[:, i] = [expect(r, r["latency_ms"], r.get("latency_sessions", 1))
+                           for r in scored]
+            predicted[:, i] = [ms if k is None else expect(p.sample.complexity.totals(), *k)
+                               for ms, k, p in zip(predicted[:, i], known, self.drawn)]
         gains = improvements(_as_costs(front, self.columns), _as_costs(predicted, self.columns))
         if "latency_ms" in self.columns:  # a network the table lacks costs a measurement
             measure = measure_cost(scored)
@@ -113,20 +130,35 @@ class Screen:
         if column == "accuracy":
             return [self.signal.score(features(c, self.signal.features)) for c in counts]
         if column == "latency_ms":
-            fit = latency_fit([*scored, *({**c, "latency_ms": ms}
-                                          for c, ms in zip(counts, known) if ms is not None)])
-            return [fit(c) if ms is None else ms for c, ms in zip(counts, known)]
+            fit = latency_fit(self._timed(scored, known))
+            return [fit(c) if k is None else k.ms for c, k in zip(counts, known)]
         return [float(c[column]) for c in counts]
+
+    def _timed(self, scored: Sequence[Mapping[str, Any]],
+               known: Sequence[Known | None]) -> list[Mapping[str, Any]]:
+        """Records of the networks whose latency the table gives, scored and pooled."""
+        return [*scored, *({**p.sample.complexity.totals(), "latency_ms": k.ms,
+                            "latency_sessions": k.sessions}
+                           for p, k in zip(self.drawn, known) if k is not None)]
+
+    def _shrinkage(self, scored: Sequence[Mapping[str, Any]],
+                   known: Sequence[Known | None]) -> Shrinkage | None:
+        noise = self.lookup.table.session_noise() if self.lookup else None
+        if noise is None:
+            return None
+        timed = self._timed(scored, known)
+        return Shrinkage.of(latency_fit(timed), noise,
+                            [r.get("latency_sessions", 1) for r in timed])
 
     def _pooled(self, sample: Sample) -> Pooled:
         return Pooled(sample, self.lookup.keys(sample.network) if self.lookup else ())
 
-    def _known_latency(self) -> list[float | None]:
+    def _known_latency(self) -> list[Known | None]:
         """Each pooled network's latency as the table predicts it, None where it lacks a unit."""
         if self.lookup is None:
             return [None] * len(self.drawn)
-        ms = self.lookup.known_ms()
-        return [ms(p.keys) for p in self.drawn]
+        known = self.lookup.known()
+        return [known(p.keys) for p in self.drawn]
 
 
 def measure_cost(scored: Sequence[Mapping[str, Any]]) -> float:
@@ -143,13 +175,55 @@ def measure_cost(scored: Sequence[Mapping[str, Any]]) -> float:
     return max(1.0, statistics.median(seconds[True]) / max(1e-3, statistics.median(seconds[False])))
 
 
-def latency_fit(scored: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, int]], float]:
-    """A predictor of latency from analytic counts, least squares in logs over ``scored``."""
+@dataclass(frozen=True)
+class LatencyFit:
+    """Latency as a power law of the analytic counts, and the variance of the log latencies
+    it leaves unexplained (per degree of freedom)."""
+
+    weights: np.ndarray
+    residual_variance: float
+
+    def __call__(self, counts: Mapping[str, int]) -> float:
+        return float(np.exp(self.weights[0] + sum(
+            w * math.log(counts[c]) for w, c in zip(self.weights[1:], COUNTS))))
+
+
+def latency_fit(scored: Sequence[Mapping[str, Any]]) -> LatencyFit:
+    """The fit of latency on the analytic counts, least squares in logs over ``scored``."""
     x = np.array([[1.0, *(math.log(r[c]) for c in COUNTS)] for r in scored])
     y = np.log([r["latency_ms"] for r in scored])
     weights = np.linalg.lstsq(x, y, rcond=None)[0]
-    return lambda counts: float(np.exp(weights[0] + sum(
-        w * math.log(counts[c]) for w, c in zip(weights[1:], COUNTS))))
+    residuals = y - x @ weights
+    return LatencyFit(weights, float(residuals @ residuals) / max(1, len(y) - x.shape[1]))
+
+
+@dataclass(frozen=True)
+class Shrinkage:
+    """A network's expected latency, given the table's sum and the counts' fit: the mean of
+    their logs weighted by their precisions (empirical Bayes). The sum's variance is one
+    session's noise squared over the fewest sessions of the network's units; the fit's,
+    ``prior_variance``, is its residual variance less the part the tables' noise explains.
+    Where that leaves nothing, the fit is taken."""
+
+    fit: LatencyFit
+    noise_variance: float  # of one session's sum, in squared log units
+    prior_variance: float  # of the true latencies around the fit
+
+    @classmethod
+    def of(cls, fit: LatencyFit, noise: float, sessions: Sequence[int]) -> Shrinkage:
+        """``sessions``: those of the networks ``fit`` was fitted on."""
+        noise_variance = noise ** 2
+        explained = noise_variance * statistics.fmean(1 / s for s in sessions)
+        return cls(fit, noise_variance, max(0.0, fit.residual_variance - explained))
+
+    def weight(self, sessions: int) -> float:
+        """How far the table's sum is trusted over the fit, from 0 to 1."""
+        total = self.prior_variance + self.noise_variance / sessions
+        return self.prior_variance / total if total else 1.0
+
+    def __call__(self, counts: Mapping[str, int], ms: float, sessions: int) -> float:
+        fitted = self.fit(counts)
+        return fitted * (ms / fitted) ** self.weight(sessions)
 
 
 def improvements(front: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -164,8 +164,9 @@ class Search:
 
             record["latency_measured"] = fill(self.table, [net], Timing(), s.resolution,
                                               s.num_classes)
-            record["latency_ms"] = predict(net, self.table, s.resolution,
-                                           s.num_classes).total_ms
+            prediction = predict(net, self.table, s.resolution, s.num_classes)
+            record["latency_ms"] = prediction.total_ms
+            record["latency_sessions"] = prediction.sessions
             if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
                 return {**record, "status": "infeasible",
                         "error": f"latency {record['latency_ms']:.3g} ms, not latency <= "
