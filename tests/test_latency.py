@@ -29,7 +29,7 @@ from nas.latency import (
     placed_units,
     predict,
 )
-from nas.latency.table import parse_row
+from nas.latency.table import NOISE_SESSIONS, parse_row
 from nas.network import build
 
 RESOLUTION = 32
@@ -167,6 +167,31 @@ def test_rows_of_one_unit_are_pooled_so_any_speed_reads_their_geometric_mean(tmp
         Table(tmp_path / "copy.csv", Profile()).add([entry])
 
 
+def test_a_table_states_the_noise_of_its_sessions_from_the_units_it_measured_again(tmp_path):
+    """Simulated sessions, each scaling every unit it times by one factor of log standard
+    deviation 0.08 (and each unit by its own of 0.01), give that noise back within 15% from the
+    units measured in several sessions; with fewer than NOISE_SESSIONS of them, or none, a
+    table states no noise."""
+    rng = random.Random(0)
+    true = {_entry(i).key: rng.uniform(0.2, 2.0) for i in range(40)}
+    table = Table(tmp_path / "t.csv", Profile())
+
+    def session(number: int, keys) -> None:
+        factor, at = math.exp(rng.gauss(0, 0.08)), f"2025-01-01T{number // 60}:{number % 60}"
+        table.add(Entry(k, ms, ms, 0.0, 20, 2.0, at) for k in keys
+                  for ms in [true[k] * factor * math.exp(rng.gauss(0, 0.01))])
+
+    session(0, true)
+    assert table.session_noise() is None  # every unit measured once
+    for number in range(1, NOISE_SESSIONS - 1):
+        session(number, rng.sample(list(true), 6))
+    assert table.session_noise() is None
+    for number in range(NOISE_SESSIONS - 1, 300):
+        session(number, rng.sample(list(true), 6))
+    assert table.session_noise() == pytest.approx(0.08, rel=0.15)
+    assert Table(table.path, Profile()).session_noise() == table.session_noise()
+
+
 def test_units_a_network_has_again_are_saved_when_measured_quietly(tmp_path, monkeypatch):
     """A network that lacks one unit is timed whole: the units the table lists are pooled with
     their new measurement where its IQR is within ``max_noise`` of the median."""
@@ -209,6 +234,7 @@ def test_building_with_sessions_times_each_network_until_every_unit_has_them(tmp
     assert built["sessions"] == 3 and built["measured"] == 3 * built["needed"] == 3 * len(table)
     assert min(e.sessions for e in table.entries.values()) >= 3
     assert len(_rows(path)) == sum(e.sessions for e in table.entries.values())
+    assert built["session_noise"] == table.session_noise()
     assert main([*args, "--sessions", "2"]) == 0  # every unit has them already
     assert json.loads(capsys.readouterr().out)["measured"] == 0
     with pytest.raises(SystemExit) as refused:

@@ -11,12 +11,15 @@ import pytest
 from nas.cli import main
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
 from nas.latency import Entry, Profile, Table, placed_units, predict
+from nas.latency.table import NOISE_SESSIONS
 from nas.network import complexity
 from nas.search.screen import (
     MEASURE_COST,
     STARTUP,
+    LatencyFit,
     Lookup,
     Screen,
+    Shrinkage,
     improvements,
     latency_fit,
     measure_cost,
@@ -103,6 +106,85 @@ def test_the_screen_takes_latency_the_table_knows_and_weighs_gains_by_cost(tmp_p
     assert lookup.known()(lookup.keys(draws[4].network)) is None
     screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"], lookup)
     assert (screen.choose(scored) == draws[3].values) == (seconds_measuring > 1)
+
+
+def test_expected_latency_weighs_the_tables_sum_and_the_fit_by_their_precisions():
+    fit = LatencyFit(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), residual_variance=0.02)  # flops
+    counts = {"flops": 100, "params": 1, "acts": 1, "mac": 1}
+    shrinkage = Shrinkage.of(fit, noise=0.1, sessions=[1, 1, 2, 2])
+    prior = 0.02 - 0.01 * 0.75  # what the sessions' noise leaves of the residual variance
+    assert shrinkage.weight(1) == pytest.approx(prior / (prior + 0.01))
+    assert shrinkage.weight(4) == pytest.approx(prior / (prior + 0.0025))
+    assert shrinkage(counts, 50.0, 1) == pytest.approx(100 * 0.5 ** (prior / (prior + 0.01)))
+    assert Shrinkage.of(fit, 0.0, [1])(counts, 50.0, 1) == pytest.approx(50.0)  # exact table
+    assert Shrinkage.of(fit, 0.2, [1])(counts, 50.0, 1) == pytest.approx(100.0)  # all noise
+
+
+def law(counts) -> float:
+    """A latency that is a power law of the analytic counts."""
+    return 2e-4 * counts["flops"] ** 0.4 * counts["acts"] ** 0.3 * counts["mac"] ** 0.1
+
+
+def test_expected_latencies_are_nearer_the_truth_than_a_noisy_tables_sums():
+    """Networks whose true latency strays from a law of their counts by 8% (log standard
+    deviation), timed with 7% noise: the expected latencies, fitted and weighed from the
+    noisy sums alone, are nearer the truth than the sums by the precision-weighted figure."""
+    rng = np.random.default_rng(0)
+    space = load_space("regnet")
+    counts = [s.complexity.totals() for s in space.sample(300, 0, constraints_for(space, "400MF"))]
+    true = np.log([law(c) for c in counts]) + rng.normal(0, 0.08, len(counts))
+    timed = true + rng.normal(0, 0.07, len(counts))
+    fit = latency_fit([{**c, "latency_ms": np.exp(ms)} for c, ms in zip(counts, timed)])
+    expect = Shrinkage.of(fit, 0.07, [1] * len(counts))
+    expected = np.log([expect(c, np.exp(ms), 1) for c, ms in zip(counts, timed)])
+    error = np.std(expected - true) / np.std(timed - true)
+    best = (1 / (1 / 0.08 ** 2 + 1 / 0.07 ** 2)) ** 0.5 / 0.07  # of the true weights: 0.75
+    assert error == pytest.approx(best, abs=0.05)
+
+
+def flattering_table(path, network, total_ms: float, noisy: bool) -> Table:
+    """A table that predicts ``network`` as ``total_ms``; ``noisy``: its units were measured
+    again in NOISE_SESSIONS sessions that strayed by 20% either way, as the table states."""
+    table = table_knowing(path, network, total_ms)
+    if noisy:
+        units = [p.key(table.profile) for p in placed_units(network)]
+        ms = total_ms / len(units)
+        for s in range(NOISE_SESSIONS + 2):  # as many up as down: the pool is unchanged
+            factor = np.exp(0.2 if s % 2 else -0.2)
+            table.add(Entry(k, ms * factor, ms * factor, 0.0, 20, 2.0, f"2025-01-02T00:{s:02d}")
+                      for k in units)
+        assert table.session_noise() > 0.2 and predict(network, table).total_ms == pytest.approx(
+            total_ms)
+    return table
+
+
+def test_the_screen_does_not_chase_a_network_its_noisy_table_flatters(tmp_path):
+    """A pooled network the table predicts at 40% of what its counts say, against scored
+    networks whose latencies follow their counts exactly: chosen while the table states no
+    noise (its sum is taken as it is), not once the table states noise that explains such a
+    distance (its expected latency is the fit's, which adds nothing to the front)."""
+    space = load_space("regnet")
+    cx = constraints_for(space, "400MF")
+    scored = [{**record(s.complexity.totals()), "latency_measured": 1, "propose_seconds": 1e6}
+              for s in space.sample(40, 5, cx)]
+    for r in scored:
+        r["latency_ms"] = law(r)
+    scored[0].update(latency_measured=0, propose_seconds=1.0)
+    front = np.array([[-r["accuracy"], r["latency_ms"]] for r in scored])
+
+    def gain(sample, ms: float) -> float:
+        return improvements(front, np.array([[-record(sample.complexity.totals())["accuracy"],
+                                              ms]]))[0]
+
+    draws = space.sample(8, 0, cx)  # the pool's first draws, as the screen draws them
+    flattered = next(d for d in draws if gain(d, law(d.complexity.totals())) < 1e-9
+                     and gain(d, 0.4 * law(d.complexity.totals())) > 0)
+    for noisy in (False, True):
+        table = flattering_table(tmp_path / f"{noisy}.csv", flattered.network,
+                                 0.4 * law(flattered.complexity.totals()), noisy)
+        screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"],
+                        Lookup(table, 224, 1000))
+        assert (screen.choose(scored) == flattered.values) == (not noisy)
 
 
 def test_under_a_latency_budget_the_screen_drops_what_it_predicts_over_it(tmp_path):

@@ -104,17 +104,19 @@ def _build(args: argparse.Namespace, table, timing) -> int:
     seconds = time.perf_counter() - start
     spread = warn_if_noisy([e.probe_ms for k, e in table.entries.items() if k not in before],
                            "build")
+    noise = table.session_noise()
     if args.json:
         print(json.dumps({"table": str(table.path), "needed": len(needed), "measured": count,
                           "sessions": args.sessions, "seconds": seconds, "entries": len(table),
-                          "probe_spread": spread,
+                          "probe_spread": spread, "session_noise": noise,
                           "fingerprint": table.profile.fingerprint(),
                           "node_id": identify(table.profile).node_id if args.on else None}))
     else:
         each = f" ({args.sessions} sessions of each)" if args.sessions > 1 else ""
         print(f"{table.path}: measured {count} units{each} for the {len(needed)} entries "
               f"{len(configs)} networks need in {seconds:.0f} s (probe spread {spread:.0%}); "
-              f"the table has {len(table)}")
+              f"the table has {len(table)}"
+              + ("" if noise is None else f"; one timing session strays by {noise:.1%}"))
     return 0
 
 

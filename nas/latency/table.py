@@ -133,7 +133,8 @@ class Table:
         self.profile = profile
         self.entries: dict[Key, Entry] = {}
         self.rows: dict[Key, list[Entry]] = {}  # the measurements pooled in each entry
-        self._noise: tuple[float | None] | None = None  # session_noise(), until a refresh
+        self._noise: float | None = None  # session_noise() ...
+        self._noise_lines = -1  # ... as of this many lines read
         self._offset = 0  # bytes of the file read so far
         self._lines = 0
         self.measured_on: str | None = None  # the file's fingerprint, once read
@@ -163,27 +164,37 @@ class Table:
         their other rows, both read at the typical speed. The robust estimate (the median
         squared log ratio), discounted for the pools' own noise; None until NOISE_SESSIONS
         sessions measured units again."""
-        if self._noise is None:
-            self._noise = (self._session_noise(),)
-        return self._noise[0]
+        if self._noise_lines != self._lines:
+            self._noise, self._noise_lines = self._session_noise(), self._lines
+        return self._noise
 
     def _session_noise(self) -> float | None:
         p = self.profile
-        sessions: dict[str, list[Entry]] = {}
-        for key, rows in self.rows.items():
-            if (key.batch, key.dtype, key.memory_format) == (p.batch, p.dtype, p.memory_format):
-                for row in rows:
-                    sessions.setdefault(row.measured_at, []).append(row)
-        typical = self.typical_probe_ms() if sessions else 1.0
+        ours = {k: rows for k, rows in self.rows.items()
+                if (k.batch, k.dtype, k.memory_format) == (p.batch, p.dtype, p.memory_format)}
+        if not ours:
+            return None
+        typical = self.typical_probe_ms()  # a pool read at it is its rows' geometric mean
+        logs = {k: [(r.measured_at, math.log(r.ms_at(typical))) for r in rows]
+                for k, rows in ours.items()}
+        totals = {k: (sum(x for _, x in rows), len(rows)) for k, rows in logs.items()}
+        sessions: dict[str, list[tuple[Key, float]]] = {}
+        for k, rows in logs.items():
+            for at, x in rows:
+                sessions.setdefault(at, []).append((k, x))
         squares = []
-        for at, rows in sessions.items():
+        for rows in sessions.values():
+            mine: dict[Key, tuple[float, int]] = {}  # the session's own rows of each unit
+            for k, x in rows:
+                total, count = mine.get(k, (0.0, 0))
+                mine[k] = (total + x, count + 1)
             own = others = shrink = 0.0
-            for row in rows:
-                rest = [r for r in self.rows[row.key] if r.measured_at != at]
-                if rest:
-                    own += row.ms_at(typical)
-                    others += functools.reduce(Entry.pooled, rest).ms_at(typical)
-                    shrink = max(shrink, 1 / len(rest))
+            for k, x in rows:
+                (total, count), (own_total, own_count) = totals[k], mine[k]
+                if count > own_count:  # the unit's other rows, pooled
+                    own += math.exp(x)
+                    others += math.exp((total - own_total) / (count - own_count))
+                    shrink = max(shrink, 1 / (count - own_count))
             if others:  # its log ratio's variance: one session's plus the pools' (at most)
                 squares.append(math.log(own / others) ** 2 / (1 + shrink))
         if len(squares) < NOISE_SESSIONS:
@@ -204,8 +215,6 @@ class Table:
         if self._offset == 0 and lines:
             lines = self._read_header(lines)
         self._offset += len(complete)
-        if lines:
-            self._noise = None
         self._read_rows(lines)
         self._lines += len(lines)
 
