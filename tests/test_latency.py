@@ -29,7 +29,7 @@ from nas.latency import (
     placed_units,
     predict,
 )
-from nas.latency.table import NOISE_SESSIONS, parse_row
+from nas.latency.table import NOISE_SESSIONS, SESSION_CORRELATION, parse_row
 from nas.network import build
 
 RESOLUTION = 32
@@ -190,6 +190,38 @@ def test_a_table_states_the_noise_of_its_sessions_from_the_units_it_measured_aga
         session(number, rng.sample(list(true), 6))
     assert table.session_noise() == pytest.approx(0.08, rel=0.15)
     assert Table(table.path, Profile()).session_noise() == table.session_noise()
+
+
+def test_a_sum_of_entries_is_worth_the_sessions_its_shares_say(tmp_path):
+    """Units measured in one session share its noise, and a unit pooled from several sessions
+    averages theirs: a sum is worth one over the sum of each session's squared share of it."""
+    table = Table(tmp_path / "t.csv", Profile())
+    a, b, c = (_entry(i).key for i in range(3))
+    table.add([Entry(a, 1.0, 1.0, 0.0, 20, 2.0, "s1"), Entry(b, 3.0, 3.0, 0.0, 20, 2.0, "s1")])
+    assert table.independent_sessions([(a, 1.0), (b, 3.0)]) == pytest.approx(1.0)
+    table.add([Entry(b, 3.0, 3.0, 0.0, 20, 2.0, "s2"), Entry(c, 4.0, 4.0, 0.0, 20, 2.0, "s3")])
+    assert table.session_shares(b) == {"s1": 0.5, "s2": 0.5}
+    # s1 has 1/4 (a) and half of 3/4 (b), s2 the other half of b
+    assert table.independent_sessions([(a, 1.0), (b, 3.0)]) == pytest.approx(
+        1 / (0.625 ** 2 + 0.375 ** 2))
+    assert table.independent_sessions([(a, 4.0), (c, 4.0)]) == pytest.approx(2.0)
+    assert table.sum_noise([(a, 4.0), (c, 4.0)]) is None  # until the table states its noise
+
+
+def test_a_sums_noise_is_a_sessions_less_what_independent_sessions_average_out(tmp_path):
+    """Units measured again in many sessions: the noise of a sum of one unit pooled from s
+    independent sessions is one session's times the square root of SESSION_CORRELATION plus
+    the rest over s."""
+    table = Table(tmp_path / "t.csv", Profile())
+    keys = [_entry(i).key for i in range(4)]
+    for s in range(NOISE_SESSIONS + 3):  # a unit a session, alternating
+        factor = 1.1 if s % 2 else 1 / 1.1
+        table.add([Entry(keys[s % 4], factor, factor, 0.0, 20, 2.0, f"s{s}")])
+    table.add(Entry(k, 1.0, 1.0, 0.0, 20, 2.0, "again") for k in keys)
+    noise, sessions = table.session_noise(), table.independent_sessions([(keys[0], 1.0)])
+    assert noise > 0 and sessions == pytest.approx(len(table.rows[keys[0]]))
+    assert table.sum_noise([(keys[0], 1.0)]) == pytest.approx(
+        noise * (SESSION_CORRELATION + (1 - SESSION_CORRELATION) / sessions) ** 0.5)
 
 
 def test_units_a_network_has_again_are_saved_when_measured_quietly(tmp_path, monkeypatch):

@@ -102,7 +102,7 @@ def test_the_screen_takes_latency_the_table_knows_and_weighs_gains_by_cost(tmp_p
     table = table_knowing(tmp_path / "t.csv", draws[3].network, 0.9999 * fastest)
     lookup = Lookup(table, 224, 1000)
     assert lookup.known()(lookup.keys(draws[3].network)) == (
-        pytest.approx(predict(draws[3].network, table).total_ms), 1)
+        pytest.approx(predict(draws[3].network, table).total_ms), None)  # states no noise
     assert lookup.known()(lookup.keys(draws[4].network)) is None
     screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"], lookup)
     assert (screen.choose(scored) == draws[3].values) == (seconds_measuring > 1)
@@ -111,13 +111,13 @@ def test_the_screen_takes_latency_the_table_knows_and_weighs_gains_by_cost(tmp_p
 def test_expected_latency_weighs_the_tables_sum_and_the_fit_by_their_precisions():
     fit = LatencyFit(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), residual_variance=0.02)  # flops
     counts = {"flops": 100, "params": 1, "acts": 1, "mac": 1}
-    shrinkage = Shrinkage.of(fit, noise=0.1, sessions=[1, 1, 2, 2])
-    prior = 0.02 - 0.01 * 0.75  # what the sessions' noise leaves of the residual variance
-    assert shrinkage.weight(1) == pytest.approx(prior / (prior + 0.01))
-    assert shrinkage.weight(4) == pytest.approx(prior / (prior + 0.0025))
-    assert shrinkage(counts, 50.0, 1) == pytest.approx(100 * 0.5 ** (prior / (prior + 0.01)))
-    assert Shrinkage.of(fit, 0.0, [1])(counts, 50.0, 1) == pytest.approx(50.0)  # exact table
-    assert Shrinkage.of(fit, 0.2, [1])(counts, 50.0, 1) == pytest.approx(100.0)  # all noise
+    shrinkage = Shrinkage.of(fit, noises=[0.1, 0.1, 0.05, 0.05])
+    prior = 0.02 - (0.01 + 0.0025) / 2  # what the sums' noise leaves of the residual variance
+    assert shrinkage.weight(0.1) == pytest.approx(prior / (prior + 0.01))
+    assert shrinkage.weight(0.05) == pytest.approx(prior / (prior + 0.0025))
+    assert shrinkage(counts, 50.0, 0.1) == pytest.approx(100 * 0.5 ** (prior / (prior + 0.01)))
+    assert Shrinkage.of(fit, [0.0])(counts, 50.0, 0.0) == pytest.approx(50.0)  # exact sums
+    assert Shrinkage.of(fit, [0.2])(counts, 50.0, 0.2) == pytest.approx(100.0)  # all noise
 
 
 def law(counts) -> float:
@@ -135,8 +135,8 @@ def test_expected_latencies_are_nearer_the_truth_than_a_noisy_tables_sums():
     true = np.log([law(c) for c in counts]) + rng.normal(0, 0.08, len(counts))
     timed = true + rng.normal(0, 0.07, len(counts))
     fit = latency_fit([{**c, "latency_ms": np.exp(ms)} for c, ms in zip(counts, timed)])
-    expect = Shrinkage.of(fit, 0.07, [1] * len(counts))
-    expected = np.log([expect(c, np.exp(ms), 1) for c, ms in zip(counts, timed)])
+    expect = Shrinkage.of(fit, [0.07] * len(counts))
+    expected = np.log([expect(c, np.exp(ms), 0.07) for c, ms in zip(counts, timed)])
     error = np.std(expected - true) / np.std(timed - true)
     best = (1 / (1 / 0.08 ** 2 + 1 / 0.07 ** 2)) ** 0.5 / 0.07  # of the true weights: 0.75
     assert error == pytest.approx(best, abs=0.05)

@@ -65,11 +65,6 @@ class Prediction:
     def total_ms(self) -> float:
         return sum(self.unit_ms(entry) for _, entry in self.units)
 
-    @property
-    def sessions(self) -> int:
-        """The fewest measurements pooled in any of its units' entries."""
-        return min(entry.sessions for _, entry in self.units)
-
     def by_stage(self) -> dict[str, float]:
         """Milliseconds of ``stem``, ``s1`` ... and ``head``."""
         parts: dict[str, float] = {}

@@ -30,6 +30,7 @@ SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
 PROBE_ELASTICITY = 0.5  # how far units follow the probe's speed (nas/latency/__init__.py)
 NOISE_SESSIONS = 10  # sessions that measured units again, before a table states its noise
 CHI2_MEDIAN = 0.4549  # the median of a chi-squared variable with one degree of freedom
+SESSION_CORRELATION = 0.3  # the share of a session's noise that all sessions share (README)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Table:
         self.profile = profile
         self.entries: dict[Key, Entry] = {}
         self.rows: dict[Key, list[Entry]] = {}  # the measurements pooled in each entry
+        self._shares: dict[Key, dict[str, float]] = {}  # session_shares(), until a new row
         self._noise: float | None = None  # session_noise() ...
         self._noise_lines = -1  # ... as of this many lines read
         self._offset = 0  # bytes of the file read so far
@@ -167,6 +169,42 @@ class Table:
         if self._noise_lines != self._lines:
             self._noise, self._noise_lines = self._session_noise(), self._lines
         return self._noise
+
+    def session_shares(self, key: Key) -> dict[str, float]:
+        """Each session's share of the unit's entry (``measured_at``: its rows over all)."""
+        shares = self._shares.get(key)
+        if shares is None:
+            rows = self.rows[key]
+            shares = self._shares[key] = {}
+            for row in rows:
+                shares[row.measured_at] = shares.get(row.measured_at, 0.0) + 1 / len(rows)
+        return shares
+
+    def independent_sessions(self, parts: Iterable[tuple[Key, float]]) -> float:
+        """How many independent sessions a sum of entries, ``parts`` of (key, milliseconds at
+        one speed), is worth: one over the sum of the squared shares that each session has
+        of it. Units measured in one session share its noise; a unit pooled from many averages
+        theirs out. The sum's noise is one session's (:meth:`session_noise`) over the square
+        root of this, as far as sessions are independent (:meth:`sum_noise`)."""
+        parts = list(parts)
+        total = sum(ms for _, ms in parts)
+        shares: dict[str, float] = {}
+        for key, ms in parts:
+            for at, share in self.session_shares(key).items():
+                shares[at] = shares.get(at, 0.0) + ms / total * share
+        return 1 / sum(share * share for share in shares.values())
+
+    def sum_noise(self, parts: Iterable[tuple[Key, float]]) -> float | None:
+        """The standard deviation of the log of a sum of entries, ``parts`` of (key,
+        milliseconds at one speed): one session's noise, of which the share
+        SESSION_CORRELATION is common to all sessions (they drift together) and the rest
+        averages out over the independent sessions the sum is worth; None while the table
+        states no noise."""
+        noise = self.session_noise()
+        if noise is None:
+            return None
+        shared = SESSION_CORRELATION + (1 - SESSION_CORRELATION) / self.independent_sessions(parts)
+        return noise * math.sqrt(shared)
 
     def _session_noise(self) -> float | None:
         p = self.profile
@@ -246,6 +284,7 @@ class Table:
             known = self.entries.get(entry.key)
             self.entries[entry.key] = entry if known is None else known.pooled(entry)
             self.rows.setdefault(entry.key, []).append(entry)
+            self._shares.pop(entry.key, None)
         if bad:
             shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
             warnings.warn(f"{self.path}: skipped {len(bad)} malformed row(s) at line(s) {shown}; "

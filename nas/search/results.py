@@ -37,7 +37,7 @@ from nas.yamlfile import load_yaml
 COLUMNS = ["trial_id", "status", "accuracy", "proxy_accuracy", "latency_ms", "flops", "params",
            "acts", "mac", *SCORES, "sotl", "val_loss", "error", "score_seconds", "train_seconds",
            "wall_seconds", "overhead_seconds", "propose_seconds", "latency_measured",
-           "latency_sessions", "images_per_second", "proxy_flops", "started", "config"]
+           "latency_noise", "images_per_second", "proxy_flops", "started", "config"]
 
 
 def status(trial: FrozenTrial) -> str:

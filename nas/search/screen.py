@@ -60,21 +60,22 @@ class Lookup:
                      for p in placed_units(network, self.resolution, self.num_classes))
 
     def known(self) -> Callable[[Sequence[Key]], Known | None]:
-        """A function of a network's keys: its predicted latency and the fewest sessions of
-        its units, or None if a unit is missing."""
+        """A function of a network's keys: its predicted latency and that prediction's noise
+        (``Table.sum_noise``), or None if a unit is missing."""
         typical = self.table.typical_probe_ms() if len(self.table) else 1.0
 
         def known(keys: Sequence[Key]) -> Known | None:
             entries = [self.table.get(k) for k in keys]
             if None in entries:
                 return None
-            return Known(sum(e.ms_at(typical) for e in entries), min(e.sessions for e in entries))
+            ms = [e.ms_at(typical) for e in entries]
+            return Known(sum(ms), self.table.sum_noise(zip(keys, ms)))
         return known
 
 
 class Known(NamedTuple):
     ms: float
-    sessions: int  # the fewest measurements pooled in any of the network's units
+    noise: float | None  # the standard deviation of the sum's log, if the table states it
 
 
 @dataclass
@@ -111,8 +112,7 @@ class Screen:
         front = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
         if "latency_ms" in self.columns and (expect := self._shrinkage(scored, known)):
             i = self.columns.index("latency_ms")
-            front[:, i] = [expect(r, r["latency_ms"], r.get("latency_sessions", 1))
-                           for r in scored]
+            front[:, i] = [expect(r, r["latency_ms"], self._noise(r)) for r in scored]
             predicted[:, i] = [ms if k is None else expect(p.sample.complexity.totals(), *k)
                                for ms, k, p in zip(predicted[:, i], known, self.drawn)]
         gains = improvements(_as_costs(front, self.columns), _as_costs(predicted, self.columns))
@@ -138,17 +138,22 @@ class Screen:
                known: Sequence[Known | None]) -> list[Mapping[str, Any]]:
         """Records of the networks whose latency the table gives, scored and pooled."""
         return [*scored, *({**p.sample.complexity.totals(), "latency_ms": k.ms,
-                            "latency_sessions": k.sessions}
+                            "latency_noise": k.noise}
                            for p, k in zip(self.drawn, known) if k is not None)]
 
     def _shrinkage(self, scored: Sequence[Mapping[str, Any]],
                    known: Sequence[Known | None]) -> Shrinkage | None:
-        noise = self.lookup.table.session_noise() if self.lookup else None
-        if noise is None:
+        """The expected latencies, if the table states its noise."""
+        if self.lookup is None or self.lookup.table.session_noise() is None:
             return None
         timed = self._timed(scored, known)
-        return Shrinkage.of(latency_fit(timed), noise,
-                            [r.get("latency_sessions", 1) for r in timed])
+        return Shrinkage.of(latency_fit(timed), [self._noise(r) for r in timed])
+
+    def _noise(self, record: Mapping[str, Any]) -> float:
+        """A latency's noise as the table stated it when it was predicted; one session's for
+        one predicted before the table stated any."""
+        noise = record.get("latency_noise")
+        return self.lookup.table.session_noise() if noise is None else noise
 
     def _pooled(self, sample: Sample) -> Pooled:
         return Pooled(sample, self.lookup.keys(sample.network) if self.lookup else ())
@@ -200,30 +205,28 @@ def latency_fit(scored: Sequence[Mapping[str, Any]]) -> LatencyFit:
 @dataclass(frozen=True)
 class Shrinkage:
     """A network's expected latency, given the table's sum and the counts' fit: the mean of
-    their logs weighted by their precisions (empirical Bayes). The sum's variance is one
-    session's noise squared over the fewest sessions of the network's units; the fit's,
-    ``prior_variance``, is its residual variance less the part the tables' noise explains.
-    Where that leaves nothing, the fit is taken."""
+    their logs weighted by their precisions (empirical Bayes). The sum's variance is its noise
+    squared (``Table.sum_noise``); the fit's, ``prior_variance``, is the fit's residual
+    variance less the part the sums' noise explains. Where that leaves nothing, the fit is
+    taken."""
 
     fit: LatencyFit
-    noise_variance: float  # of one session's sum, in squared log units
-    prior_variance: float  # of the true latencies around the fit
+    prior_variance: float  # of the true latencies' logs around the fit
 
     @classmethod
-    def of(cls, fit: LatencyFit, noise: float, sessions: Sequence[int]) -> Shrinkage:
-        """``sessions``: those of the networks ``fit`` was fitted on."""
-        noise_variance = noise ** 2
-        explained = noise_variance * statistics.fmean(1 / s for s in sessions)
-        return cls(fit, noise_variance, max(0.0, fit.residual_variance - explained))
+    def of(cls, fit: LatencyFit, noises: Sequence[float]) -> Shrinkage:
+        """``noises``: those of the latencies ``fit`` was fitted on."""
+        explained = statistics.fmean(noise ** 2 for noise in noises)
+        return cls(fit, max(0.0, fit.residual_variance - explained))
 
-    def weight(self, sessions: int) -> float:
-        """How far the table's sum is trusted over the fit, from 0 to 1."""
-        total = self.prior_variance + self.noise_variance / sessions
+    def weight(self, noise: float) -> float:
+        """How far a sum with this noise is trusted over the fit, from 0 to 1."""
+        total = self.prior_variance + noise ** 2
         return self.prior_variance / total if total else 1.0
 
-    def __call__(self, counts: Mapping[str, int], ms: float, sessions: int) -> float:
+    def __call__(self, counts: Mapping[str, int], ms: float, noise: float) -> float:
         fitted = self.fit(counts)
-        return fitted * (ms / fitted) ** self.weight(sessions)
+        return fitted * (ms / fitted) ** self.weight(noise)
 
 
 def improvements(front: np.ndarray, candidates: np.ndarray) -> np.ndarray:

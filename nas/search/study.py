@@ -166,7 +166,8 @@ class Search:
                                               s.num_classes)
             prediction = predict(net, self.table, s.resolution, s.num_classes)
             record["latency_ms"] = prediction.total_ms
-            record["latency_sessions"] = prediction.sessions
+            record["latency_noise"] = self.table.sum_noise(
+                (entry.key, prediction.unit_ms(entry)) for _, entry in prediction.units)
             if record["latency_ms"] > self.limits.get("latency_ms", math.inf):
                 return {**record, "status": "infeasible",
                         "error": f"latency {record['latency_ms']:.3g} ms, not latency <= "
