@@ -11,9 +11,10 @@ latency budget, a pooled network predicted over it is dropped from the pool.
 
 A table's sum carries the noise of the sessions that timed its units, and the pool's fastest
 networks by the table are those that noise flatters most. Where the table states its noise
-(``Table.session_noise``), the screen therefore compares networks, scored and pooled, by
-their expected latency (:class:`Shrinkage`): the table's sum drawn toward the counts' fit as
-far as the table's noise outweighs what the fit leaves unexplained.
+(``Table.sum_noise``), the screen therefore compares networks, scored and pooled, by their
+expected latency (:class:`Shrinkage`): the table's sum drawn toward the counts' fit as far as
+the sum's noise outweighs what the fit leaves unexplained. A latency budget still drops
+networks by the table's sum, which is what a candidate is given and checked by.
 
 It proposes the network with the most hypervolume gain per second: the hypervolume it would add
 to the front of the scored candidates (the objectives scaled to the range of front and pool),
