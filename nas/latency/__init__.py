@@ -23,7 +23,11 @@ Measurement
     is, and a single measurement's noise (mostly the measuring process's, per session) averages
     out. ``fill(..., sessions=N)`` (``nas latency build --sessions N``) times a network until
     every one of its units has N measurements: three halved the spread between two tables of
-    the same networks here (``benchmarks/latency_repeatability.py --sessions 3``).
+    the same networks here (``benchmarks/latency_repeatability.py --sessions 3``). The units
+    measured in several sessions also let a table state its noise (``Table.session_noise``:
+    how far one session strays, from each session against the pool of its units' other rows)
+    and a sum's (``Table.sum_noise``: less, as its units come from more sessions), which the
+    search's screen weighs a network's predicted latency by.
     Each network is measured in a process of its own, forked from a server that has imported torch
     and run nothing, as a deployed network runs in a process that serves only it: a process that has
     built and timed 20 networks ran later ones 5-20% slower here, and neither ``gc.collect()`` nor

@@ -226,15 +226,15 @@ class Table:
             for k, x in rows:
                 total, count = mine.get(k, (0.0, 0))
                 mine[k] = (total + x, count + 1)
-            own = others = shrink = 0.0
+            own = others = discount = 0.0
             for k, x in rows:
                 (total, count), (own_total, own_count) = totals[k], mine[k]
                 if count > own_count:  # the unit's other rows, pooled
                     own += math.exp(x)
                     others += math.exp((total - own_total) / (count - own_count))
-                    shrink = max(shrink, 1 / (count - own_count))
+                    discount = max(discount, 1 / (count - own_count))
             if others:  # its log ratio's variance: one session's plus the pools' (at most)
-                squares.append(math.log(own / others) ** 2 / (1 + shrink))
+                squares.append(math.log(own / others) ** 2 / (1 + discount))
         if len(squares) < NOISE_SESSIONS:
             return None
         return math.sqrt(statistics.median(squares) / CHI2_MEDIAN)
