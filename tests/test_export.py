@@ -183,6 +183,23 @@ def test_export_errors_are_one_line(tmp_path, capsys, statuses, args, message):
     assert len(err.splitlines()) == 1 and message in err
 
 
+def test_pareto_and_export_state_the_latency_tables_noise(tmp_path, capsys):
+    fake_run(tmp_path / "run", ["complete"] * 3)
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")  # 2 without noise: an older run's
+    trials["latency_ms"], trials["latency_noise"] = [5.0, 4.0, 3.0], [0.062, None, None]
+    trials.to_csv(tmp_path / "run" / "trials.csv", index=False)
+    assert main(["pareto", str(tmp_path / "run"), "--plot", str(tmp_path / "front.png")]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:5]  # the most accurate first
+    assert [r.split()[2:4] for r in rows] == [["3.00", "300M"], ["4.00", "200M"],
+                                               ["5.00", "±6%"]]
+    assert (tmp_path / "front.png").stat().st_size > 10_000
+    for which, said in [(["--trial", "0"], "trial 0: accuracy 50.00, latency 5.00 ms ±6%, "),
+                        (["--pick", "accuracy"], "trial 2: accuracy 52.00, latency 3.00 ms, ")]:
+        assert main(["export", str(tmp_path / "run"), *which, "--force",
+                     "-o", str(tmp_path / "m.py")]) == 0
+        assert said + "flops" in capsys.readouterr().out
+
+
 def test_pareto_and_analyze_read_runs_and_plot(tmp_path, capsys):
     fake_run(tmp_path / "a", ["complete", "complete", "complete"])
     fake_run(tmp_path / "b", ["complete", "infeasible"])

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.config import Network
     from nas.export import load_weights, refuse_overwrite, write_export
-    from nas.search.report import RunError, load_run, pick, summary
+    from nas.search.report import RunError, latency_text, load_run, pick, summary
 
     run = load_run(args.run)
     row = pick(run, args.trial, args.pick)
@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
         write_pycls(output.with_suffix(".pycls.yaml"), pycls)
         print(f"wrote {output.with_suffix('.pycls.yaml')}")
-    print(f"trial {trial}: accuracy {row['accuracy']:.2f}, flops {int(row['flops']):,}, "
-          f"params {int(row['params']):,}")
+    latency = latency_text(row, " ms")
+    print(f"trial {trial}: accuracy {row['accuracy']:.2f}, "
+          + (f"latency {latency}, " if latency != "-" else "")
+          + f"flops {int(row['flops']):,}, params {int(row['params']):,}")
     return 0
 
 

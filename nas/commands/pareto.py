@@ -14,14 +14,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    choices=("accuracy", "latency", "flops", "params", "mac"),
                    help="objective to sort the front by (default accuracy)")
     p.add_argument("--plot", type=Path, help="write a PNG: accuracy vs latency and vs FLOPs, "
-                   "every trial in grey, the fronts connected and labelled")
+                   "every trial in grey, the fronts connected and labelled, latencies with "
+                   "their table's noise")
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.budget import count_text
     from nas.commands.tables import table
     from nas.search.pareto import ALIASES, OBJECTIVES
-    from nas.search.report import load_run, plot_fronts, summary
+    from nas.search.report import latency_text, load_run, plot_fronts, summary
 
     runs = [load_run(path) for path in args.runs]
     column = ALIASES[args.sort]
@@ -29,10 +30,9 @@ def run(args: argparse.Namespace) -> int:
         front = run.front().sort_values(column, ascending=not OBJECTIVES[column])
         print(f"{run.path}: {len(front)} on the front of {len(run.complete())} complete trials "
               f"({', '.join(run.settings.objectives)})")
-        rows = [(int(r.trial_id), f"{r.accuracy:.2f}",
-                 "-" if r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}",
-                 count_text(r.flops), count_text(r.params), count_text(r.mac), summary(r.config))
-                for r in front.itertuples()]
+        rows = [(int(r.trial_id), f"{r.accuracy:.2f}", latency_text(r), count_text(r.flops),
+                 count_text(r.params), count_text(r.mac), summary(r.config))
+                for _, r in front.iterrows()]
         print(table(("trial", "accuracy", "latency_ms", "flops", "params", "mac",
                      "architecture"), rows))
     if args.plot:

@@ -108,6 +108,16 @@ def knee(front: pd.DataFrame, objectives: list[str]) -> int:
     return int(distance.argmax())
 
 
+def latency_text(row: pd.Series, unit: str = "") -> str:
+    """A trial's predicted latency in ms with the noise its table states: ``3.21 ±6%`` (one
+    standard deviation), ``3.21`` where the table cannot say, ``-`` where none was predicted."""
+    ms, noise = row.get("latency_ms"), row.get("latency_noise")
+    if ms is None or pd.isna(ms):
+        return "-"
+    known = noise is not None and not pd.isna(noise)
+    return f"{ms:.2f}{unit}" + (f" ±{100 * noise:.0f}%" if known else "")
+
+
 def summary(config_json: str) -> str:
     """``resnext d[1,2,7,12] w[32,64,160,384]``: families, depths and widths of a config."""
     from nas.blocks import FAMILIES  # torch: only where a summary is printed
@@ -134,7 +144,8 @@ def best_error_interval(errors: np.ndarray, n: int = 1000, seed: int = 0) -> tup
 
 def plot_fronts(runs: list[Run], path: Path) -> None:
     """Accuracy against latency and against FLOPs: every trial grey, each run's front
-    connected and labelled with trial ids, limits as dashed lines."""
+    connected and labelled with trial ids (latencies with the noise their table states, one
+    standard deviation), limits as dashed lines."""
     plt = _pyplot()
     axes_of = [c for c in ("latency_ms", "flops") if any(r.complete()[c].notna().any()
                                                          for r in runs)]
@@ -147,6 +158,10 @@ def plot_fronts(runs: list[Run], path: Path) -> None:
             ax.scatter(done[x], done["accuracy"], s=14, color="0.7", zorder=1)
             ax.plot(front[x], front["accuracy"], "-o", color=color, ms=5, zorder=2,
                     label=run.name if len(runs) > 1 else "Pareto front")
+            if x == "latency_ms" and "latency_noise" in front:  # the table's stated noise
+                spread = np.exp(front["latency_noise"].fillna(0).to_numpy(float))
+                ax.errorbar(front[x], front["accuracy"], fmt="none", ecolor=color, alpha=0.5,
+                            xerr=[front[x] * (1 - 1 / spread), front[x] * (spread - 1)])
             for _, row in front.iterrows():
                 ax.annotate(str(int(row["trial_id"])), (row[x], row["accuracy"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points", color=color)
