@@ -222,6 +222,9 @@ def test_a_sums_noise_is_a_sessions_less_what_independent_sessions_average_out(t
     assert noise > 0 and sessions == pytest.approx(len(table.rows[keys[0]]))
     assert table.sum_noise([(keys[0], 1.0)]) == pytest.approx(
         noise * (SESSION_CORRELATION + (1 - SESSION_CORRELATION) / sessions) ** 0.5)
+    assert table.sum_noise([(keys[0], 1.0)], correlation=1.0) == pytest.approx(noise)
+    assert table.sum_noise([(keys[0], 1.0)], correlation=0.0) == pytest.approx(
+        noise / sessions ** 0.5)
 
 
 def test_units_a_network_has_again_are_saved_when_measured_quietly(tmp_path, monkeypatch):

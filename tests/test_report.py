@@ -35,6 +35,7 @@ def _run(path, trials: int, seed: int) -> None:
         flops = 1e8 * rng.uniform(1, 4)
         rows.append({"trial_id": i, "status": "complete" if i % 10 else "infeasible",
                      "accuracy": 80 + 10 * rng.random(), "latency_ms": flops / 1e8 * 3,
+                     "latency_noise": 0.05,
                      "flops": flops, "params": 1e6 * rng.uniform(1, 6), "mac": 1e7,
                      "config": net.to_json()})
     pd.DataFrame(rows).to_csv(path / "trials.csv", index=False)
@@ -51,6 +52,7 @@ def test_report_is_one_offline_file_under_5mb_with_every_trial(tmp_path, capsys)
     assert not re.search(r"<script[^>]+src=", text)  # plotly.js inline: no CDN, no network
     assert text.count("class=\"plotly-graph-div\"") == 3  # three figures
     assert re.search(r"trial 199(<|\\u003c)br", text)  # hover text, as plotly escapes it
+    assert re.search(r"<td>\d+\.\d\d ±5%</td>", text)  # a latency with its table's noise
     assert "a: Pareto front" in text and "b: Pareto front" in text
     assert text.count("<tr>") == 1 + 200 + 1 + 40  # every trial of both runs, with headers
 

@@ -194,16 +194,16 @@ class Table:
                 shares[at] = shares.get(at, 0.0) + ms / total * share
         return 1 / sum(share * share for share in shares.values())
 
-    def sum_noise(self, parts: Iterable[tuple[Key, float]]) -> float | None:
+    def sum_noise(self, parts: Iterable[tuple[Key, float]],
+                  correlation: float = SESSION_CORRELATION) -> float | None:
         """The standard deviation of the log of a sum of entries, ``parts`` of (key,
-        milliseconds at one speed): one session's noise, of which the share
-        SESSION_CORRELATION is common to all sessions (they drift together) and the rest
-        averages out over the independent sessions the sum is worth; None while the table
-        states no noise."""
+        milliseconds at one speed): one session's noise, of which the share ``correlation``
+        is common to all sessions (they drift together) and the rest averages out over the
+        independent sessions the sum is worth; None while the table states no noise."""
         noise = self.session_noise()
         if noise is None:
             return None
-        shared = SESSION_CORRELATION + (1 - SESSION_CORRELATION) / self.independent_sessions(parts)
+        shared = correlation + (1 - correlation) / self.independent_sessions(parts)
         return noise * math.sqrt(shared)
 
     def _session_noise(self) -> float | None:

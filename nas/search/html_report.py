@@ -14,7 +14,7 @@ import pandas as pd
 from nas.budget import count_text
 from nas.errors import NasError
 from nas.search.pareto import OBJECTIVES, hypervolume, pareto_mask
-from nas.search.report import Run, edf, summary
+from nas.search.report import Run, edf, latency_text, summary
 
 LABELS = {"accuracy": "accuracy signal (%)", "latency_ms": "predicted latency (ms)",
           "flops": "FLOPs", "params": "params", "mac": "MAC"}
@@ -50,15 +50,18 @@ def write_report(runs: list[Run], path: Path) -> Path:
 
 
 def _hover(rows: pd.DataFrame, objectives: list[str]) -> list[str]:
-    return [f"trial {int(r.trial_id)}<br>"
-            + "<br>".join(f"{o} {_value(o, r[o])}" for o in objectives if o in r)
-            + f"<br>{html.escape(summary(r.config))}" for r in rows.itertuples(index=False)]
+    return [f"trial {int(r['trial_id'])}<br>"
+            + "<br>".join(f"{o} {_value(o, r)}" for o in objectives if o in r)
+            + f"<br>{html.escape(summary(r['config']))}" for _, r in rows.iterrows()]
 
 
-def _value(column: str, value: float) -> str:
+def _value(column: str, row: pd.Series) -> str:
+    if column == "latency_ms":
+        return latency_text(row)  # with the noise its table states
+    value = row[column]
     if pd.isna(value):
         return "-"
-    return f"{value:.4g}" if column in ("accuracy", "latency_ms") else count_text(value)
+    return f"{value:.4g}" if column == "accuracy" else count_text(value)
 
 
 def _fronts(go, runs: list[Run]):
@@ -141,7 +144,7 @@ def _edf(go, runs: list[Run]):
 def _table(run: Run) -> str:
     columns = [c for c in TABLE_COLUMNS if c in run.trials]
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_value(c, r[c]) if c in OBJECTIVES else str(r[c]))}"
+        "<tr>" + "".join(f"<td>{html.escape(_value(c, r) if c in OBJECTIVES else str(r[c]))}"
                          "</td>" for c in columns)
         + f"<td style='text-align:left'>{html.escape(summary(r['config']))}</td></tr>"
         for _, r in run.trials.iterrows() if isinstance(r.get("config"), str))
