@@ -49,13 +49,13 @@ def read(table: Table, samples: list) -> list[list[tuple] | None]:
     """Each network's entries, (key, ms) at the table's typical speed, as the search sums them;
     None where the table lacks a unit."""
     lookup, typical = Lookup(table, 224, 1000), table.typical_probe_ms()
-    read = []
+    networks = []
     for sample in samples:
         keys = lookup.keys(sample.network)
         entries = [table.get(k) for k in keys]
-        read.append(None if None in entries else
-                    [(k, e.ms_at(typical)) for k, e in zip(keys, entries)])
-    return read
+        networks.append(None if None in entries else
+                        [(k, e.ms_at(typical)) for k, e in zip(keys, entries)])
+    return networks
 
 
 def judged_by(search: Table, judge: Table, samples: list, correlations: list[float]) -> dict:
@@ -94,15 +94,24 @@ def main() -> None:
                    help=f"session correlations to try (default {CORRELATIONS})")
     p.add_argument("--name", help="a suffix of the result file's name")
     args = p.parse_args()
-    correlations = [float(c) for c in args.correlations.split(",")]
+    try:
+        correlations = [float(c) for c in args.correlations.split(",")]
+    except ValueError:
+        correlations = []
+    if not correlations or not all(0 <= c <= 1 for c in correlations):
+        p.error(f"--correlations {args.correlations}: shares from 0 to 1, e.g. {CORRELATIONS}")
     a, b = (Table(path, Profile()) for path in args.tables)
     if a.session_noise() is None or b.session_noise() is None:
-        p.error("both tables must state their noise (units measured in 10 sessions or more)")
+        p.error("both tables must state their noise (Table.session_noise): build them with "
+                "nas latency build --sessions 2 or more")
     space = load_space(args.space)
     drawn = space.sample(args.n, args.seed, constraints_for(space, args.budget))
     known = [all(parts is not None for parts in both)
              for both in zip(read(a, drawn), read(b, drawn))]
     samples = [s for s, k in zip(drawn, known) if k]
+    if len(samples) < 10:
+        p.error(f"the tables both know every unit of {len(samples)} of the {args.n} networks "
+                "drawn: too few to compare")
     result = {"space": args.space, "budget": args.budget, "drawn": args.n,
               "networks": len(samples), "search_correlation": SESSION_CORRELATION,
               "tables": {"a": describe(a, samples), "b": describe(b, samples)},

@@ -6,6 +6,8 @@ Methods, each given ``--seconds`` of wall-clock on this machine, for ``--seeds``
 - ``tpe``: the same without the screen (``--screen 0``), TPE proposing every candidate;
 - ``random``: ``--sampler random --screen 0``;
 - ``screenN`` (e.g. ``screen256``): the default with a screen pool of N (``--screen N``);
+- ``sums``: the default with the table's noise unstated, so that its screen compares the
+  table's sums rather than expected latencies;
 - ``params_topk``: no search: draw 2,000 feasible networks from the space, sort them by params
   (most first) and score them in that order with the same signal, two at a time, until the
   seconds run out.
@@ -109,7 +111,11 @@ def outputs(args) -> tuple[Path, Path]:
 
 
 SEARCHES = {"default": [], "tpe": ["--screen", "0"],
-            "random": ["--sampler", "random", "--screen", "0"]}
+            "random": ["--sampler", "random", "--screen", "0"], "sums": []}
+#: ``sums``: the default with its table stating no noise, so that the screen compares the
+#: table's sums as they are, as it did before expected latencies (``Table.session_noise``).
+UNSTATED_NOISE = ("import runpy, nas.latency.table as t; t.NOISE_SESSIONS = float('inf'); "
+                  "runpy.run_path('search.py', run_name='__main__')")
 SCREEN_METHOD = re.compile(r"screen(\d+)")  # the default with another pool: screen256
 
 
@@ -125,7 +131,8 @@ def search_options(method: str) -> list[str] | None:
 def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as out:
         run = Path(out) / "run"
-        subprocess.run([sys.executable, "search.py", "--space", args.space, "--budget",
+        script = ["-c", UNSTATED_NOISE] if method == "sums" else ["search.py"]
+        subprocess.run([sys.executable, *script, "--space", args.space, "--budget",
                         args.budget, *search_options(method), "--seed", str(seed),
                         "--trials", "100000", "--time-budget", f"{args.seconds}s",
                         "--latency-table", str(table), "--out", str(run),

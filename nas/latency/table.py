@@ -30,7 +30,7 @@ SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
 PROBE_ELASTICITY = 0.5  # how far units follow the probe's speed (nas/latency/__init__.py)
 NOISE_SESSIONS = 10  # sessions that measured units again, before a table states its noise
 CHI2_MEDIAN = 0.4549  # the median of a chi-squared variable with one degree of freedom
-SESSION_CORRELATION = 0.3  # the share of a session's noise that all sessions share (README)
+SESSION_CORRELATION = 0.3  # between the sessions of one sum: chosen on two tables (README)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class Table:
         is compared, over the units the table also holds from other sessions, with the pool of
         their other rows, both read at the typical speed. The robust estimate (the median
         squared log ratio), discounted for the pools' own noise; None until NOISE_SESSIONS
-        sessions measured units again."""
+        sessions can be compared so."""
         if self._noise_lines != self._lines:
             self._noise, self._noise_lines = self._session_noise(), self._lines
         return self._noise
@@ -197,9 +197,11 @@ class Table:
     def sum_noise(self, parts: Iterable[tuple[Key, float]],
                   correlation: float = SESSION_CORRELATION) -> float | None:
         """The standard deviation of the log of a sum of entries, ``parts`` of (key,
-        milliseconds at one speed): one session's noise, of which the share ``correlation``
-        is common to all sessions (they drift together) and the rest averages out over the
-        independent sessions the sum is worth; None while the table states no noise."""
+        milliseconds at one speed): one session's noise, the sessions the sum pools correlated
+        by ``correlation`` (sessions close in time drift together), so that of its variance
+        that share stays and the rest averages out over the independent sessions the sum is
+        worth; None while the table states no noise. The correlation is an empirical figure,
+        measured against a second table (``benchmarks/latency_expected.py``)."""
         noise = self.session_noise()
         if noise is None:
             return None

@@ -86,7 +86,8 @@ def measure_units(config: Network, profile: Profile, timing: Timing, resolution:
             if all(best[k].noise <= timing.max_noise for k in wanted):
                 break
     speed = (before + probe(profile, timing)) / 2  # as around a whole network's measurement
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat()  # names the session: to the microsecond, so that
+    # processes filling one table at once keep theirs apart (Table.session_noise)
     return {k: Entry(k, t.mean_ms, t.median_ms, t.iqr_ms, t.repeats, speed, now)
             for k, t in best.items()}
 

@@ -116,7 +116,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         identify.cache_clear()  # a node is known while connected to its cluster
         # ray.shutdown() leaves SIGTERM at the default action (death, exit code -15) while
         # Python still shows its handler: set the caller's handler again.
-        signal.signal(signal.SIGTERM, on_sigterm)
+        restore_sigterm(on_sigterm)
         if progress is not None:  # the study is open: however the run ends, table every trial
             progress.close()
             search.write_tables()
@@ -168,6 +168,13 @@ def reach_cluster(s: SearchSettings) -> None:
                               "check the address") from None
 
 
+def restore_sigterm(handler) -> None:
+    """Set SIGTERM's handler again, as ``signal.getsignal`` gave it (None: one set outside
+    Python, which cannot be set again from here)."""
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+
+
 def start_ray(s: SearchSettings) -> None:
     """Start Ray on this machine or join the cluster at ``s.address``; refuse a
     ``cpus_per_trial`` that no node offers."""
@@ -176,7 +183,7 @@ def start_ray(s: SearchSettings) -> None:
     # "local": a new instance even when `ray start` left a cluster's address on this machine,
     # which a bare ray.init() would join. ray.init() sets a SIGTERM handler of its own that
     # exits silently with code 15: a SIGTERM while Ray starts stops the run as Ctrl-C does,
-    # and the caller's handler is set again.
+    # with what Ray started shut down, and the caller's handler is set again.
     on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=s.address or "local", num_cpus=None if s.address else os.cpu_count(),
@@ -184,9 +191,10 @@ def start_ray(s: SearchSettings) -> None:
     except SystemExit as e:
         if e.code != signal.SIGTERM:
             raise
+        ray.shutdown()
         raise KeyboardInterrupt from None
     finally:
-        signal.signal(signal.SIGTERM, on_sigterm)
+        restore_sigterm(on_sigterm)
     largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
     if s.cpus_per_trial > largest:
         ray.shutdown()

@@ -124,7 +124,7 @@ class Screen:
         return self.drawn.pop(best).sample.values if gains[best] > 0 else None
 
     def predicted(self, column: str, scored: Sequence[Mapping[str, Any]],
-                  known: Sequence[float | None]) -> list[float]:
+                  known: Sequence[Known | None]) -> list[float]:
         """The objective ``column`` of each pooled network, predicted without measuring it;
         ``known`` holds the latencies the table knows."""
         counts = [p.sample.complexity.totals() for p in self.drawn]
