@@ -48,14 +48,9 @@ def spread(predicted: list[float], judged: np.ndarray) -> float:
 def read(table: Table, samples: list) -> list[list[tuple] | None]:
     """Each network's entries, (key, ms) at the table's typical speed, as the search sums them;
     None where the table lacks a unit."""
-    lookup, typical = Lookup(table, 224, 1000), table.typical_probe_ms()
-    networks = []
-    for sample in samples:
-        keys = lookup.keys(sample.network)
-        entries = [table.get(k) for k in keys]
-        networks.append(None if None in entries else
-                        [(k, e.ms_at(typical)) for k, e in zip(keys, entries)])
-    return networks
+    lookup = Lookup(table, 224, 1000)
+    parts = lookup.parts()
+    return [parts(lookup.keys(sample.network)) for sample in samples]
 
 
 def judged_by(search: Table, judge: Table, samples: list, correlations: list[float]) -> dict:

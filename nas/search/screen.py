@@ -60,17 +60,27 @@ class Lookup:
         return tuple(p.key(self.table.profile)
                      for p in placed_units(network, self.resolution, self.num_classes))
 
+    def parts(self) -> Callable[[Sequence[Key]], list[tuple[Key, float]] | None]:
+        """A function of a network's keys: its entries as (key, milliseconds at the table's
+        typical speed), or None if a unit is missing."""
+        typical = self.table.typical_probe_ms() if len(self.table) else 1.0
+
+        def parts(keys: Sequence[Key]) -> list[tuple[Key, float]] | None:
+            entries = [self.table.get(k) for k in keys]
+            return None if None in entries else [(k, e.ms_at(typical))
+                                                 for k, e in zip(keys, entries)]
+        return parts
+
     def known(self) -> Callable[[Sequence[Key]], Known | None]:
         """A function of a network's keys: its predicted latency and that prediction's noise
         (``Table.sum_noise``), or None if a unit is missing."""
-        typical = self.table.typical_probe_ms() if len(self.table) else 1.0
+        parts_of = self.parts()
 
         def known(keys: Sequence[Key]) -> Known | None:
-            entries = [self.table.get(k) for k in keys]
-            if None in entries:
+            parts = parts_of(keys)
+            if parts is None:
                 return None
-            ms = [e.ms_at(typical) for e in entries]
-            return Known(sum(ms), self.table.sum_noise(zip(keys, ms)))
+            return Known(sum(ms for _, ms in parts), self.table.sum_noise(parts))
         return known
 
 
