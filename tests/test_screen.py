@@ -108,6 +108,27 @@ def test_the_screen_takes_latency_the_table_knows_and_weighs_gains_by_cost(tmp_p
     assert (screen.choose(scored) == draws[3].values) == (seconds_measuring > 1)
 
 
+def test_the_pools_latencies_are_predicted_again_when_the_table_changes(tmp_path):
+    """The screen predicts a pooled network's latency once per version of the table: as the
+    table predicts it now, also for a network whose units it learned after it was pooled."""
+    space = load_space("regnet")
+    cx = constraints_for(space, "400MF")
+    scored = [{**record(s.complexity.totals()), "latency_ms": 1.0 + s.complexity.flops / 1e8,
+               "latency_measured": 0, "propose_seconds": 1.0}
+              for s in space.sample(STARTUP, 5, cx)]
+    table = table_knowing(tmp_path / "t.csv", space.sample(8, 0, cx)[3].network, 5.0)
+    lookup = Lookup(table, 224, 1000)
+    screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"], lookup)
+    screen.choose(scored)
+    learned = next(p for p in screen.drawn if p.known is None)
+    table.add(Entry(k, 0.1, 0.1, 0.0, 20, 2.0, "2025-01-02T00:00:00+00:00")
+              for k in set(learned.keys) if table.get(k) is None)
+    screen.choose(scored)
+    assert learned.known is not None
+    now = lookup.known()
+    assert all(p.known == now(p.keys) for p in screen.drawn)
+
+
 def test_expected_latency_weighs_the_tables_sum_and_the_fit_by_their_precisions():
     fit = LatencyFit(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), residual_variance=0.02)  # flops
     counts = {"flops": 100, "params": 1, "acts": 1, "mac": 1}
@@ -187,6 +208,28 @@ def test_the_screen_does_not_chase_a_network_its_noisy_table_flatters(tmp_path):
         screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"],
                         Lookup(table, 224, 1000))
         assert (screen.choose(scored) == flattered.values) == chosen, stray
+
+
+def test_under_a_latency_budget_the_screens_random_start_takes_what_the_table_puts_within(
+        tmp_path):
+    """Before it predicts, the screen proposes its newest draw; under a latency budget, the
+    newest its table puts within the budget, and never one it puts over it."""
+    space = load_space("regnet")
+    cx = constraints_for(space, "400MF")
+    draws = space.sample(8, 0, cx)  # the pool's first draws, as the screen draws them
+
+    def first(table: Table, latency_budget: float = float("inf")):
+        screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"],
+                        Lookup(table, 224, 1000), latency_budget)
+        return screen.choose([]), screen.drawn
+
+    fast = table_knowing(tmp_path / "fast.csv", draws[2].network, 1.0)
+    assert first(fast)[0] == draws[7].values  # no budget: the newest draw
+    assert first(fast, 10.0)[0] == draws[2].values
+    slow = table_knowing(tmp_path / "slow.csv", draws[7].network, 100.0)
+    chosen, pool = first(slow, 10.0)
+    assert chosen == draws[6].values
+    assert draws[7].values not in [p.sample.values for p in pool]
 
 
 def test_under_a_latency_budget_the_screen_drops_what_it_predicts_over_it(tmp_path):

@@ -136,7 +136,7 @@ class Table:
         self.rows: dict[Key, list[Entry]] = {}  # the measurements pooled in each entry
         self._shares: dict[Key, dict[str, float]] = {}  # session_shares(), until a new row
         self._noise: float | None = None  # session_noise() ...
-        self._noise_lines = -1  # ... as of this many lines read
+        self._noise_version = -1  # ... as of this version
         self._offset = 0  # bytes of the file read so far
         self._lines = 0
         self.measured_on: str | None = None  # the file's fingerprint, once read
@@ -147,6 +147,11 @@ class Table:
 
     def get(self, key: Key) -> Entry | None:
         return self.entries.get(key)
+
+    @property
+    def version(self) -> int:
+        """The lines of the file read so far: what the table predicts changes only with it."""
+        return self._lines
 
     def typical_probe_ms(self) -> float:
         """The median probe time of the entries measured with this table's profile: the speed
@@ -166,8 +171,8 @@ class Table:
         their other rows, both read at the typical speed. The robust estimate (the median
         squared log ratio), discounted for the pools' own noise; None until NOISE_SESSIONS
         sessions can be compared so."""
-        if self._noise_lines != self._lines:
-            self._noise, self._noise_lines = self._session_noise(), self._lines
+        if self._noise_version != self.version:
+            self._noise, self._noise_version = self._session_noise(), self.version
         return self._noise
 
     def session_shares(self, key: Key) -> dict[str, float]:

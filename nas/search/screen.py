@@ -22,8 +22,9 @@ divided by what scoring it is expected to cost. A network whose units the table 
 measurement of them; the two costs are the median seconds (proposing plus scoring) of the
 scored candidates that measured units and of those that did not (``MEASURE_COST`` times the
 latter until both are known). Until ``STARTUP`` candidates are scored it proposes its newest
-draw (a random feasible network), and when no pooled network would improve the front it
-proposes nothing, and the sampler's own proposal is taken.
+draw (a random feasible network; under a latency budget, the newest the table puts within it),
+and when no pooled network would improve the front it proposes nothing, and the sampler's own
+proposal is taken.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Known(NamedTuple):
 class Pooled:
     sample: Sample
     keys: tuple[Key, ...] = field(default=())  # its latency-table keys, with a Lookup
+    known: Known | None = None  # what the table predicts for it ...
+    as_of: int = -1  # ... as of this ``Table.version``
 
 
 class Screen:
@@ -109,8 +112,8 @@ class Screen:
         second, or None."""
         fresh = [self._pooled(next(self.pool)) for _ in range(max(1, self.size // REDRAWN))]
         self.drawn = [*self.drawn, *fresh][-self.size:]
-        if len(scored) < STARTUP:  # too few to predict from: the newest draw, at random
-            return self.drawn.pop().sample.values
+        if len(scored) < STARTUP:  # too few to predict from: a random draw
+            return self._startup()
         known = self._known_latency()
         if self.latency_budget < math.inf:
             within = [ms <= self.latency_budget
@@ -132,6 +135,21 @@ class Screen:
             gains = gains / np.array([1.0 if ms is not None else measure for ms in known])
         best = int(np.argmax(gains))
         return self.drawn.pop(best).sample.values if gains[best] > 0 else None
+
+    def _startup(self) -> dict[str, Any] | None:
+        """The newest draw; under a latency budget, the newest the table puts within it, and
+        never one it puts over it (most draws may be over a budget that binds, and most are
+        known to be only once their units are measured)."""
+        if self.latency_budget == math.inf:
+            return self.drawn.pop().sample.values
+        known = self._known_latency()
+        kept = [(p, k) for p, k in zip(self.drawn, known)
+                if k is None or k.ms <= self.latency_budget]
+        self.drawn = [p for p, _ in kept]
+        within = [i for i, (_, k) in enumerate(kept) if k is not None]
+        if not self.drawn:
+            return None
+        return self.drawn.pop(within[-1] if within else -1).sample.values
 
     def predicted(self, column: str, scored: Sequence[Mapping[str, Any]],
                   known: Sequence[Known | None]) -> list[float]:
@@ -173,8 +191,12 @@ class Screen:
         """Each pooled network's latency as the table predicts it, None where it lacks a unit."""
         if self.lookup is None:
             return [None] * len(self.drawn)
-        known = self.lookup.known()
-        return [known(p.keys) for p in self.drawn]
+        version, known = self.lookup.table.version, None
+        for p in self.drawn:  # predicted again only after the table has changed
+            if p.as_of != version:
+                known = known or self.lookup.known()
+                p.known, p.as_of = known(p.keys), version
+        return [p.known for p in self.drawn]
 
 
 def measure_cost(scored: Sequence[Mapping[str, Any]]) -> float:
