@@ -121,10 +121,13 @@ def test_the_pools_latencies_are_predicted_again_when_the_table_changes(tmp_path
     screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"], lookup)
     screen.choose(scored)
     learned = next(p for p in screen.drawn if p.known is None)
-    table.add(Entry(k, 0.1, 0.1, 0.0, 20, 2.0, "2025-01-02T00:00:00+00:00")
-              for k in set(learned.keys) if table.get(k) is None)
+    remeasured = next(p for p in screen.drawn if p.known is not None)
+    before = remeasured.known
+    table.add([*(Entry(k, 0.1, 0.1, 0.0, 20, 2.0, "2025-01-02T00:00:00+00:00")
+                 for k in set(learned.keys) if table.get(k) is None),
+               Entry(remeasured.keys[-1], 9.0, 9.0, 0.0, 20, 2.0, "2025-01-03T00:00:00+00:00")])
     screen.choose(scored)
-    assert learned.known is not None
+    assert learned.known is not None and remeasured.known.ms > before.ms
     now = lookup.known()
     assert all(p.known == now(p.keys) for p in screen.drawn)
 
@@ -213,7 +216,8 @@ def test_the_screen_does_not_chase_a_network_its_noisy_table_flatters(tmp_path):
 def test_under_a_latency_budget_the_screens_random_start_takes_what_the_table_puts_within(
         tmp_path):
     """Before it predicts, the screen proposes its newest draw; under a latency budget, the
-    newest its table puts within the budget, and never one it puts over it."""
+    newest its table puts within the budget, else the newest it cannot predict, never one it
+    puts over it, and nothing if it puts all of them over it."""
     space = load_space("regnet")
     cx = constraints_for(space, "400MF")
     draws = space.sample(8, 0, cx)  # the pool's first draws, as the screen draws them
@@ -223,13 +227,17 @@ def test_under_a_latency_budget_the_screens_random_start_takes_what_the_table_pu
                         Lookup(table, 224, 1000), latency_budget)
         return screen.choose([]), screen.drawn
 
-    fast = table_knowing(tmp_path / "fast.csv", draws[2].network, 1.0)
+    table_knowing(tmp_path / "fast.csv", draws[2].network, 1.0)
+    fast = table_knowing(tmp_path / "fast.csv", draws[4].network, 1.0)
     assert first(fast)[0] == draws[7].values  # no budget: the newest draw
-    assert first(fast, 10.0)[0] == draws[2].values
+    assert first(fast, 10.0)[0] == draws[4].values
     slow = table_knowing(tmp_path / "slow.csv", draws[7].network, 100.0)
     chosen, pool = first(slow, 10.0)
     assert chosen == draws[6].values
     assert draws[7].values not in [p.sample.values for p in pool]
+    for d in draws:
+        slower = table_knowing(tmp_path / "slower.csv", d.network, 100.0)
+    assert first(slower, 10.0) == (None, [])
 
 
 def test_under_a_latency_budget_the_screen_drops_what_it_predicts_over_it(tmp_path):

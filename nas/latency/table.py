@@ -150,7 +150,8 @@ class Table:
 
     @property
     def version(self) -> int:
-        """The lines of the file read so far: what the table predicts changes only with it."""
+        """The lines of the file read so far: what the table predicts changes only with it, as
+        its entries and rows change only by ``refresh`` (which ``add`` ends with)."""
         return self._lines
 
     def typical_probe_ms(self) -> float:

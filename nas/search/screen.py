@@ -22,9 +22,9 @@ divided by what scoring it is expected to cost. A network whose units the table 
 measurement of them; the two costs are the median seconds (proposing plus scoring) of the
 scored candidates that measured units and of those that did not (``MEASURE_COST`` times the
 latter until both are known). Until ``STARTUP`` candidates are scored it proposes its newest
-draw (a random feasible network; under a latency budget, the newest the table puts within it),
-and when no pooled network would improve the front it proposes nothing, and the sampler's own
-proposal is taken.
+draw (a random feasible network; under a latency budget, the newest the table puts within it,
+else the newest it cannot predict, never one it puts over it), and when no pooled network
+would improve the front it proposes nothing, and the sampler's own proposal is taken.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class Screen:
         second, or None."""
         fresh = [self._pooled(next(self.pool)) for _ in range(max(1, self.size // REDRAWN))]
         self.drawn = [*self.drawn, *fresh][-self.size:]
-        if len(scored) < STARTUP:  # too few to predict from: a random draw
+        if len(scored) < STARTUP:  # too few to predict from: a random draw, within the budget
             return self._startup()
         known = self._known_latency()
         if self.latency_budget < math.inf:
@@ -137,19 +137,18 @@ class Screen:
         return self.drawn.pop(best).sample.values if gains[best] > 0 else None
 
     def _startup(self) -> dict[str, Any] | None:
-        """The newest draw; under a latency budget, the newest the table puts within it, and
-        never one it puts over it (most draws may be over a budget that binds, and most are
-        known to be only once their units are measured)."""
+        """The newest draw; under a latency budget, the newest the table puts within it, else
+        the newest it cannot predict, never one it puts over it, and None if it puts them all
+        over it (under a budget that binds, most draws are over it, and most are known to be
+        only once their units are measured)."""
         if self.latency_budget == math.inf:
             return self.drawn.pop().sample.values
-        known = self._known_latency()
-        kept = [(p, k) for p, k in zip(self.drawn, known)
-                if k is None or k.ms <= self.latency_budget]
-        self.drawn = [p for p, _ in kept]
-        within = [i for i, (_, k) in enumerate(kept) if k is not None]
+        self.drawn = [p for p, k in zip(self.drawn, self._known_latency())
+                      if k is None or k.ms <= self.latency_budget]
         if not self.drawn:
             return None
-        return self.drawn.pop(within[-1] if within else -1).sample.values
+        known_within = [i for i, p in enumerate(self.drawn) if p.known is not None]
+        return self.drawn.pop(known_within[-1] if known_within else -1).sample.values
 
     def predicted(self, column: str, scored: Sequence[Mapping[str, Any]],
                   known: Sequence[Known | None]) -> list[float]:
@@ -194,7 +193,8 @@ class Screen:
         version, known = self.lookup.table.version, None
         for p in self.drawn:  # predicted again only after the table has changed
             if p.as_of != version:
-                known = known or self.lookup.known()
+                if known is None:
+                    known = self.lookup.known()
                 p.known, p.as_of = known(p.keys), version
         return [p.known for p in self.drawn]
 
