@@ -7,14 +7,15 @@ The module is ``stem``, ``s1`` ... ``sN`` (each an ``nn.Sequential`` of blocks `
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nas.blocks.base import Unit
+from nas.blocks.base import Stage, Unit
 from nas.blocks.layers import BNAct, ConvBN
-from nas.config import Network
+from nas.config import Head, Network, Stem
 from nas.cost.complexity import Complexity, Cx, StageCost
 from nas.errors import ConfigError
 
@@ -87,23 +88,54 @@ class HeadModule(nn.Module):
         return cx.global_pool(c).linear(c, num_classes)
 
 
+@dataclass(frozen=True)
+class Part:
+    """A run of the layout that recurs across networks: the stem, a stage entered with ``w_in``
+    channels, or the head (``w_in`` channels in, ``num_classes`` out). Parts equal as values
+    expand to equal units, whatever their place (``name`` is left out of equality)."""
+
+    name: str = field(compare=False)  # stem, s1 ..., head
+    spec: Stem | Stage | Head
+    w_in: int = 3
+    num_classes: int = 0
+
+    def units(self) -> list[Unit]:
+        if isinstance(self.spec, Stem):
+            stem = self.spec
+            return [Unit(StemModule, dict(kind=stem.kind, w_out=stem.width, act=stem.act,
+                                          norm=stem.norm))]
+        if isinstance(self.spec, Head):
+            head = self.spec
+            return [Unit(HeadModule, dict(w_in=self.w_in, num_classes=self.num_classes,
+                                          width=head.width, act=head.act, preact=head.preact,
+                                          dropout=head.dropout))]
+        return self.spec.units(self.w_in)
+
+    def named_units(self) -> list[tuple[str, Unit]]:
+        """The units with their names in the layout: the part's name, or ``s1.b1`` ... ."""
+        units = self.units()
+        if isinstance(self.spec, Stage):
+            return [(f"{self.name}.b{j}", unit) for j, unit in enumerate(units, 1)]
+        return [(self.name, unit) for unit in units]
+
+
+def parts(config: Network, num_classes: int = 1000) -> list[Part]:
+    """The network as parts, in order: the stem, each stage with its input width, the head."""
+    result = [Part("stem", config.stem)]
+    w_in = config.stem.width
+    for i, stage in enumerate(config.stages, 1):
+        result.append(Part(f"s{i}", stage, w_in))
+        w_in = stage.out_width(w_in)
+    return [*result, Part("head", config.head, w_in, num_classes)]
+
+
 def layout(config: Network, num_classes: int = 1000) -> list[tuple[str, Unit]]:
     """The network as named units, in order: ``stem``, ``s1.b1`` ..., ``head``.
 
-    The one expansion of a config that building, counting and latency tables all walk.
+    The one expansion of a config that building, counting and latency tables all walk
+    (:func:`parts` groups it into the runs that recur across networks).
     """
-    stem = config.stem
-    units = [("stem", Unit(StemModule, dict(kind=stem.kind, w_out=stem.width, act=stem.act,
-                                              norm=stem.norm)))]
-    w_in = config.stem.width
-    for i, stage in enumerate(config.stages, 1):
-        units += [(f"s{i}.b{j}", unit) for j, unit in enumerate(stage.units(w_in), 1)]
-        w_in = stage.out_width(w_in)
-    head = config.head
-    units.append(("head", Unit(HeadModule, dict(w_in=w_in, num_classes=num_classes,
-                                                width=head.width, act=head.act,
-                                                preact=head.preact, dropout=head.dropout))))
-    return units
+    return [named for part in parts(config, num_classes) for named in part.named_units()]
 
 
 class Net(nn.Module):

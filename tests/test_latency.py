@@ -26,6 +26,7 @@ from nas.latency import (
     Table,
     TableWarning,
     Timing,
+    placed_keys,
     placed_units,
     predict,
 )
@@ -82,6 +83,26 @@ def test_unit_inputs_are_what_the_built_network_feeds_them(family):
         h.remove()
     assert [p.shape for p in placed] == seen
     assert [p.name for p in placed][:2] == ["stem", "s1.b1"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_keys_from_cached_parts_are_each_units_own(family):
+    rng = random.Random(family)
+    for _ in range(20):
+        net = random_network(rng, family, [rng.randrange(1, 4) for _ in range(3)])
+        for resolution, classes in ((224, 1000), (32, 10), (7, 10)):
+            for profile in (Profile(), Profile(batch=8)):
+                assert placed_keys(net, profile, resolution, classes) == tuple(
+                    p.key(profile) for p in placed_units(net, resolution, classes))
+
+
+def test_keys_from_cached_parts_write_values_as_given():
+    net = Network.from_dict(TINY)
+    as_int = replace(net, stages=(replace(net.stages[0], bot_mul=1), *net.stages[1:]))
+    for config in (net, as_int, net):  # each after an equal part of the other type was cached
+        assert placed_keys(config, Profile(), RESOLUTION, 10) == tuple(
+            p.key(Profile()) for p in placed_units(config, RESOLUTION, 10))
+    assert "bot_mul=1," in placed_keys(as_int, Profile(), RESOLUTION, 10)[1].signature
 
 
 def test_keys_are_canonical_and_carry_the_run():

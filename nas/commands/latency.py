@@ -87,12 +87,12 @@ def _show_warning(message, category, *_args, **_kwargs) -> None:
 
 
 def _build(args: argparse.Namespace, table, timing) -> int:
-    from nas.latency import fill, placed_units, warn_if_noisy
+    from nas.latency import fill, placed_keys, warn_if_noisy
     from nas.latency.remote import identify
 
     configs = _sample(args)
-    needed = {p.key(table.profile) for c in configs
-              for p in placed_units(c, args.resolution, args.num_classes)}
+    needed = {k for c in configs
+              for k in placed_keys(c, table.profile, args.resolution, args.num_classes)}
     before = set(table.entries)
     start = time.perf_counter()
     count = 0

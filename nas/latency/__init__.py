@@ -79,9 +79,9 @@ Table file
 
 from nas.latency.prediction import Prediction, check, fill, predict
 from nas.latency.profile import LatencyError, Profile, SpeedWarning, TableWarning
-from nas.latency.table import Entry, Key, Placed, Table, placed_units
+from nas.latency.table import Entry, Key, Placed, Table, placed_keys, placed_units
 from nas.latency.timing import NOISY_SPREAD, Timing, measure_network, probe_spread, warn_if_noisy
 
 __all__ = ["NOISY_SPREAD", "Entry", "Key", "LatencyError", "Placed", "Prediction", "Profile",
            "SpeedWarning", "Table", "TableWarning", "Timing", "check", "fill", "measure_network",
-           "placed_units", "predict", "probe_spread", "warn_if_noisy"]
+           "placed_keys", "placed_units", "predict", "probe_spread", "warn_if_noisy"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from nas.config import Network
 from nas.latency.profile import LatencyError
 from nas.latency.remote import run
-from nas.latency.table import Entry, Key, Placed, Table, placed_units
+from nas.latency.table import Entry, Key, Placed, Table, placed_keys, placed_units
 from nas.latency.timing import (
     Timing,
     measure_units,
@@ -29,8 +29,7 @@ def fill(table: Table, configs: Iterable[Network], timing: Timing, resolution: i
     added = 0
     for config in configs:
         check_fits(config, num_classes, resolution, table.profile.batch)
-        keys = list(dict.fromkeys(p.key(table.profile)
-                                  for p in placed_units(config, resolution, num_classes)))
+        keys = list(dict.fromkeys(placed_keys(config, table.profile, resolution, num_classes)))
         if _lacking(table, keys, sessions):
             table.refresh()  # another process may have measured them meanwhile
         for _ in range(sessions):  # a timing adds a session to each unit that lacks one
@@ -100,7 +99,7 @@ def check(configs: Iterable[Network], table: Table, timing: Timing, resolution: 
     end_to_end = replace(timing, min_run_time=2 * timing.min_run_time)  # whole networks
     rows = []
     for config in configs:
-        keys = [p.key(table.profile) for p in placed_units(config, resolution, num_classes)]
+        keys = placed_keys(config, table.profile, resolution, num_classes)
         reused = sum(table.get(k) is not None for k in keys) / len(keys)
         fill(table, [config], timing, resolution, num_classes)
         measured, speed = run(table.profile, timing, network_at_speed, config, table.profile,

@@ -22,7 +22,7 @@ from nas.blocks.base import Unit
 from nas.config import Network
 from nas.cost.complexity import Cx
 from nas.latency.profile import DTYPES, MEMORY_FORMATS, LatencyError, Profile, TableWarning
-from nas.network import layout
+from nas.network import Part, layout, parts
 
 COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
            "probe_ms", "measured_at")
@@ -113,6 +113,33 @@ def _arguments(cls: type, kwargs: tuple[tuple[str, type, Any], ...]) -> str:
                     if not (parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
                             and v == parameters[k].default))
     return f"{cls.__name__}({args})"
+
+
+def placed_keys(config: Network, profile: Profile, resolution: int = 224,
+                num_classes: int = 1000) -> tuple[Key, ...]:
+    """The keys of :func:`placed_units`, from the cached keys of the network's parts (a screen
+    keys thousands of networks, and parts recur across them)."""
+    keys: tuple[Key, ...] = ()
+    h = w = resolution
+    for part in parts(config, num_classes):
+        types = tuple(map(type, vars(part.spec).values()))
+        part_keys, h, w = _part_keys(part, types, h, w, profile)
+        keys += part_keys
+    return keys
+
+
+@functools.lru_cache(maxsize=65_536)
+def _part_keys(part: Part, types: tuple[type, ...], h: int, w: int, profile: Profile
+               ) -> tuple[tuple[Key, ...], int, int]:
+    """A part's keys entered at size h x w, and the size it leaves. Equal parts with values of
+    other types (1, 1.0) are cached apart by ``types``, their values' types, since signatures
+    write them differently."""
+    cx = Cx(h, w)
+    keys = []
+    for name, unit in part.named_units():
+        keys.append(Placed(name, unit, (unit.kwargs.get("w_in", 3), cx.h, cx.w)).key(profile))
+        unit.complexity(cx)
+    return tuple(keys), cx.h, cx.w
 
 
 def placed_units(config: Network, resolution: int = 224, num_classes: int = 1000) -> list[Placed]:

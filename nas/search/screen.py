@@ -39,7 +39,7 @@ import numpy as np
 
 from nas.config import Network
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS, features
-from nas.latency import Key, Table, placed_units
+from nas.latency import Key, Table, placed_keys
 from nas.search.pareto import OBJECTIVES, dominated_volume, nondominated
 from nas.spaces import Sample
 
@@ -58,8 +58,7 @@ class Lookup:
     num_classes: int
 
     def keys(self, network: Network) -> tuple[Key, ...]:
-        return tuple(p.key(self.table.profile)
-                     for p in placed_units(network, self.resolution, self.num_classes))
+        return placed_keys(network, self.table.profile, self.resolution, self.num_classes)
 
     def parts(self) -> Callable[[Sequence[Key]], list[tuple[Key, float]] | None]:
         """A function of a network's keys: its entries as (key, milliseconds at the table's
@@ -116,12 +115,10 @@ class Screen:
             return self._startup()
         known = self._known_latency()
         if self.latency_budget < math.inf:
-            within = [ms <= self.latency_budget
-                      for ms in self.predicted("latency_ms", scored, known)]
-            self.drawn = [p for p, ok in zip(self.drawn, within) if ok]
-            known = [k for k, ok in zip(known, within) if ok]
+            self._within_budget(self.predicted("latency_ms", scored, known))
             if not self.drawn:
                 return None
+            known = [p.known for p in self.drawn]
         predicted = np.column_stack([self.predicted(c, scored, known) for c in self.columns])
         front = np.array([[r[c] for c in self.columns] for r in scored], dtype=float)
         if "latency_ms" in self.columns and (expect := self._shrinkage(scored, known)):
@@ -143,12 +140,16 @@ class Screen:
         only once their units are measured)."""
         if self.latency_budget == math.inf:
             return self.drawn.pop().sample.values
-        self.drawn = [p for p, k in zip(self.drawn, self._known_latency())
-                      if k is None or k.ms <= self.latency_budget]
+        self._within_budget([None if k is None else k.ms for k in self._known_latency()])
         if not self.drawn:
             return None
         known_within = [i for i, p in enumerate(self.drawn) if p.known is not None]
         return self.drawn.pop(known_within[-1] if known_within else -1).sample.values
+
+    def _within_budget(self, latencies: Sequence[float | None]) -> None:
+        """Drops the pooled networks whose latency (None: not predicted) is over the budget."""
+        self.drawn = [p for p, ms in zip(self.drawn, latencies)
+                      if ms is None or ms <= self.latency_budget]
 
     def predicted(self, column: str, scored: Sequence[Mapping[str, Any]],
                   known: Sequence[Known | None]) -> list[float]:

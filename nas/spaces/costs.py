@@ -7,9 +7,9 @@ import functools
 from itertools import groupby
 
 from nas.blocks import Stage, Unit
-from nas.config import Network, Stem
+from nas.config import Network
 from nas.cost.complexity import Complexity, Cx, StageCost
-from nas.network import layout
+from nas.network import parts
 
 CACHE_SIZE = 1 << 17  # part costs kept by cached_complexity
 
@@ -19,36 +19,27 @@ def cached_complexity(net: Network, resolution: int, num_classes: int) -> Comple
     costs of its parts: the stem, each stage (a function of the stage, its input width and
     size) and the head. A part grows the receptive field by a fixed multiple of the jump it is
     entered with, so that too adds up from the parts."""
-    widths = net.widths()
-    parts = [(net.stem,), *zip(net.stages, widths), (net.head, widths[-1], num_classes)]
     totals = [0, 0, 0, 0]
     stages = []
     h = w = resolution
     rf = jump = 1
-    for i, part in enumerate(parts):
-        key = (*part, h, w)
+    for part in parts(net, num_classes):
+        key = (part, h, w)
         if key not in _PART_COSTS:
             if len(_PART_COSTS) >= CACHE_SIZE:
                 _PART_COSTS.clear()
-            _PART_COSTS[key] = _cost(_units(net, part, num_classes), h, w)
+            _PART_COSTS[key] = _cost(part.units(), h, w)
         *cost, h, w, growth, stride = _PART_COSTS[key]
         rf, jump = rf + growth * jump, jump * stride
         totals = [t + c for t, c in zip(totals, cost)]
-        if 0 < i < len(parts) - 1:
-            stage = part[0]
-            stages.append(StageCost(stage.block, stage.depth, widths[i], stage.stride, *cost,
+        if isinstance(part.spec, Stage):
+            stages.append(StageCost(part.spec.block, part.spec.depth,
+                                    part.spec.out_width(part.w_in), part.spec.stride, *cost,
                                     h, rf))
     return Complexity(*totals, stages[-1].receptive_field, tuple(stages))
 
 
 _PART_COSTS: dict[tuple, tuple[int, ...]] = {}
-
-
-def _units(net: Network, part: tuple, num_classes: int) -> list[Unit]:
-    if isinstance(part[0], Stage):
-        return part[0].units(part[1])
-    name = "stem" if isinstance(part[0], Stem) else "head"
-    return [unit for unit_name, unit in layout(net, num_classes) if unit_name == name]
 
 
 def _cost(units: list[Unit], h: int, w: int) -> tuple[int, ...]:
