@@ -240,6 +240,26 @@ def test_under_a_latency_budget_the_screens_random_start_takes_what_the_table_pu
     assert first(slower, 10.0) == (None, [])
 
 
+def test_without_a_screen_the_samplers_random_start_takes_what_the_table_puts_within(tmp_path):
+    """``--screen 0`` starts TPE from random networks within the analytic limits; under a
+    latency budget, as the screen's start, from one its table puts within the budget: here the
+    only one it knows, which needs no measurement."""
+    from nas.search.settings import SearchSettings
+    from nas.search.study import STARTUP_POOL, Search
+
+    table = tmp_path / "t.csv"
+    settings = SearchSettings(screen=0, sampler="tpe", latency_budget="10ms", trials=40,
+                              latency_table=str(table))
+    search = Search(settings, tmp_path / "run")
+    draws = search.space.sample(STARTUP_POOL // 4, settings.seed, search.constraints)
+    table_knowing(table, draws[5].network, 1.0)
+    search.table.refresh()
+    search.open_study()
+    trial = search.propose()
+    assert trial.user_attrs["startup"] and trial.user_attrs["latency_measured"] == 0
+    assert trial.user_attrs["config"] == draws[5].network.to_json()
+
+
 def test_under_a_latency_budget_the_screen_drops_what_it_predicts_over_it(tmp_path):
     space = load_space("regnet")
     cx = constraints_for(space, "400MF")

@@ -108,11 +108,10 @@ class Screen:
     def choose(self, scored: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         """The space's values of the pooled network that most improves the front of ``scored``
         (records with the objective columns, the analytic counts and their seconds) per expected
-        second, or None."""
-        fresh = [self._pooled(next(self.pool)) for _ in range(max(1, self.size // REDRAWN))]
-        self.drawn = [*self.drawn, *fresh][-self.size:]
-        if len(scored) < STARTUP:  # too few to predict from: a random draw, within the budget
-            return self._startup()
+        second, or None; until ``STARTUP`` are scored, too few to predict from, :meth:`start`."""
+        if len(scored) < STARTUP:
+            return self.start()
+        self._draw()
         known = self._known_latency()
         if self.latency_budget < math.inf:
             self._within_budget(self.predicted("latency_ms", scored, known))
@@ -133,11 +132,12 @@ class Screen:
         best = int(np.argmax(gains))
         return self.drawn.pop(best).sample.values if gains[best] > 0 else None
 
-    def _startup(self) -> dict[str, Any] | None:
-        """The newest draw; under a latency budget, the newest the table puts within it, else
-        the newest it cannot predict, never one it puts over it, and None if it puts them all
-        over it (under a budget that binds, most draws are over it, and most are known to be
-        only once their units are measured)."""
+    def start(self) -> dict[str, Any] | None:
+        """A random start: the space's values of the newest draw; under a latency budget, the
+        newest the table puts within it, else the newest it cannot predict, never one it puts
+        over it, and None if it puts them all over it (under a budget that binds, most draws
+        are over it, and most are known to be only once their units are measured)."""
+        self._draw()
         if self.latency_budget == math.inf:
             return self.drawn.pop().sample.values
         self._within_budget([None if k is None else k.ms for k in self._known_latency()])
@@ -183,6 +183,11 @@ class Screen:
         one predicted before the table stated any."""
         noise = record.get("latency_noise")
         return self.lookup.table.session_noise() if noise is None else noise
+
+    def _draw(self) -> None:
+        """Pools ``size / REDRAWN`` fresh draws, dropping the oldest beyond ``size``."""
+        fresh = [self._pooled(next(self.pool)) for _ in range(max(1, self.size // REDRAWN))]
+        self.drawn = [*self.drawn, *fresh][-self.size:]
 
     def _pooled(self, sample: Sample) -> Pooled:
         return Pooled(sample, self.lookup.keys(sample.network) if self.lookup else ())

@@ -33,6 +33,7 @@ from nas.spaces import Constraints, constraints_for, load_space
 MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
 TABLES_EVERY = 2.0  # seconds between rewrites of the run's tables while trials end
 NOTHING_MEASURED = {"status": "ok", "reason": ""}  # the measurement of an analytic signal
+STARTUP_POOL = 64  # the draws a random start without a screen chooses among (16 fresh each)
 
 
 class SearchError(NasError):
@@ -82,9 +83,10 @@ class Search:
         lookup = (Lookup(self.table, s.resolution, s.num_classes) if self.table is not None
                   else None)
         draws = self.space.feasible(s.seed + done, self.constraints)
-        self.screen = Screen(draws, s.screen, s.columns, lookup,
-                             self.limits.get("latency_ms", math.inf)) if s.screen else None
-        self.startup = draws if not s.screen and s.sampler != "random" else None
+        budget = self.limits.get("latency_ms", math.inf)
+        self.screen = Screen(draws, s.screen, s.columns, lookup, budget) if s.screen else None
+        self.startup = (Screen(draws, STARTUP_POOL, s.columns, lookup, budget)
+                        if not s.screen and s.sampler != "random" else None)
         _keep_study_settings(self.study, s, self.run_dir)
         self.interrupt()  # the trials a killed run left running
         trials = self.study.get_trials(deepcopy=False)
@@ -131,10 +133,11 @@ class Search:
 
     def _queue(self) -> None:
         """Queue the next trial where the run rather than the sampler chooses it, unless trials
-        wait to be re-run: the screen's choice; without a screen, a random feasible network
-        until a model-based sampler has ``startup_trials`` within every limit to model (its own
-        random start would mostly draw networks over the limits, and learn nothing from them
-        where a latency ceiling binds)."""
+        wait to be re-run: the screen's choice; without a screen, a random start
+        (:meth:`Screen.start`: a feasible network, under a latency budget one the table puts
+        within it where it can) until a model-based sampler has ``startup_trials`` within every
+        limit to model (its own random start would mostly draw networks over the limits, and
+        learn nothing from them where a latency ceiling binds)."""
         if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return
         if self.screen is not None:
@@ -144,8 +147,9 @@ class Search:
             if values is not None:
                 self.study.enqueue_trial(self.space.asked(values), user_attrs={"screened": True})
         elif self.startup is not None and self.trained() < startup_trials(self.settings.trials):
-            self.study.enqueue_trial(self.space.asked(next(self.startup).values),
-                                     user_attrs={"startup": True})
+            values = self.startup.start()
+            if values is not None:
+                self.study.enqueue_trial(self.space.asked(values), user_attrs={"startup": True})
 
     def cost(self, trial: optuna.trial.Trial) -> dict[str, Any]:
         """The candidate's config and analytic costs; status 'infeasible' if over a limit."""
