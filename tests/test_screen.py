@@ -15,6 +15,7 @@ from nas.latency.table import NOISE_SESSIONS
 from nas.network import complexity
 from nas.search.screen import (
     MEASURE_COST,
+    REDRAWN,
     STARTUP,
     LatencyFit,
     Lookup,
@@ -251,7 +252,7 @@ def test_without_a_screen_the_samplers_random_start_takes_what_the_table_puts_wi
     settings = SearchSettings(screen=0, sampler="tpe", latency_budget="10ms", trials=40,
                               latency_table=str(table))
     search = Search(settings, tmp_path / "run")
-    draws = search.space.sample(STARTUP_POOL // 4, settings.seed, search.constraints)
+    draws = search.space.sample(STARTUP_POOL // REDRAWN, settings.seed, search.constraints)
     table_knowing(table, draws[5].network, 1.0)
     search.table.refresh()
     search.open_study()

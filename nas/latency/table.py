@@ -29,6 +29,7 @@ COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iq
 SIGNATURE = re.compile(r"^\w+\(.*\)@\d+x\d+$")
 PROBE_ELASTICITY = 0.5  # how far units follow the probe's speed (nas/latency/__init__.py)
 NOISE_SESSIONS = 10  # sessions that measured units again, before a table states its noise
+PART_KEYS_CACHED = 16_384  # parts whose keys placed_keys keeps (about 4 kB each)
 CHI2_MEDIAN = 0.4549  # the median of a chi-squared variable with one degree of freedom
 SESSION_CORRELATION = 0.3  # between the sessions of one sum: chosen on two tables (README)
 
@@ -122,31 +123,31 @@ def placed_keys(config: Network, profile: Profile, resolution: int = 224,
     keys: tuple[Key, ...] = ()
     h = w = resolution
     for part in parts(config, num_classes):
-        types = tuple(map(type, vars(part.spec).values()))
+        types = (*map(type, vars(part.spec).values()), type(part.w_in), type(part.num_classes))
         part_keys, h, w = _part_keys(part, types, h, w, profile)
         keys += part_keys
     return keys
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=PART_KEYS_CACHED)
 def _part_keys(part: Part, types: tuple[type, ...], h: int, w: int, profile: Profile
                ) -> tuple[tuple[Key, ...], int, int]:
     """A part's keys entered at size h x w, and the size it leaves. Equal parts with values of
     other types (1, 1.0) are cached apart by ``types``, their values' types, since signatures
     write them differently."""
     cx = Cx(h, w)
-    keys = []
-    for name, unit in part.named_units():
-        keys.append(Placed(name, unit, (unit.kwargs.get("w_in", 3), cx.h, cx.w)).key(profile))
-        unit.complexity(cx)
-    return tuple(keys), cx.h, cx.w
+    return tuple(p.key(profile) for p in _placed(part.named_units(), cx)), cx.h, cx.w
 
 
 def placed_units(config: Network, resolution: int = 224, num_classes: int = 1000) -> list[Placed]:
     """The units of a network in order, each with its input size."""
-    cx = Cx(resolution, resolution)
+    return _placed(layout(config, num_classes), Cx(resolution, resolution))
+
+
+def _placed(units: Iterable[tuple[str, Unit]], cx: Cx) -> list[Placed]:
+    """Named units entered at ``cx``'s size, each with its input; ``cx`` is left after them."""
     placed = []
-    for name, unit in layout(config, num_classes):
+    for name, unit in units:
         placed.append(Placed(name, unit, (unit.kwargs.get("w_in", 3), cx.h, cx.w)))
         unit.complexity(cx)
     return placed
