@@ -8,6 +8,8 @@ Methods, each given ``--seconds`` of wall-clock on this machine, for ``--seeds``
 - ``screenN`` (e.g. ``screen256``): the default with a screen pool of N (``--screen N``);
 - ``sums``: the default with the table's noise unstated, so that its screen compares the
   table's sums rather than expected latencies;
+- ``freshN`` (e.g. ``fresh64``): the default drawing N networks anew for each choice instead of
+  a quarter of its pool (``nas.search.screen.REDRAWN``);
 - ``params_topk``: no search: draw 2,000 feasible networks from the space, sort them by params
   (most first) and score them in that order with the same signal, two at a time, until the
   seconds run out.
@@ -78,7 +80,7 @@ from nas.evaluate.signal import measure
 from nas.latency import Profile, Table, Timing, fill, predict
 from nas.search.pareto import hypervolume, pareto_mask
 from nas.search.screen import Lookup, latency_fit
-from nas.search.settings import parse_milliseconds
+from nas.search.settings import SearchSettings, parse_milliseconds
 from nas.spaces import constraints_for, load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,23 +119,36 @@ SEARCHES = {"default": [], "tpe": ["--screen", "0"],
 UNSTATED_NOISE = ("import runpy, nas.latency.table as t; t.NOISE_SESSIONS = float('inf'); "
                   "runpy.run_path('search.py', run_name='__main__')")
 SCREEN_METHOD = re.compile(r"screen(\d+)")  # the default with another pool: screen256
+FRESH_METHOD = re.compile(r"fresh(\d+)")  # the default drawing N networks per choice: fresh64
+FEWER_DRAWS = ("import runpy, nas.search.screen as s; s.REDRAWN = {redrawn}; "
+               "runpy.run_path('search.py', run_name='__main__')")
 
 
 def search_options(method: str) -> list[str] | None:
-    """The search.py options of a method: one of SEARCHES, or ``screenN``; None for another."""
-    if method in SEARCHES:
-        return SEARCHES[method]
+    """The search.py options of a method: one of SEARCHES, ``screenN`` or ``freshN``; None for
+    another."""
+    if method in SEARCHES or FRESH_METHOD.fullmatch(method):
+        return SEARCHES.get(method, [])
     if pool := SCREEN_METHOD.fullmatch(method):
         return ["--screen", pool[1]]
     return None
 
 
+def search_script(method: str) -> list[str]:
+    """What the Python interpreter runs for a method: search.py, or a snippet that changes a
+    constant of the screen first and then runs it."""
+    if method == "sums":
+        return ["-c", UNSTATED_NOISE]
+    if fresh := FRESH_METHOD.fullmatch(method):
+        return ["-c", FEWER_DRAWS.format(redrawn=SearchSettings().screen // int(fresh[1]))]
+    return ["search.py"]
+
+
 def searched(args, table: Path, method: str, seed: int) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as out:
         run = Path(out) / "run"
-        script = ["-c", UNSTATED_NOISE] if method == "sums" else ["search.py"]
-        subprocess.run([sys.executable, *script, "--space", args.space, "--budget",
-                        args.budget, *search_options(method), "--seed", str(seed),
+        subprocess.run([sys.executable, *search_script(method), "--space", args.space,
+                        "--budget", args.budget, *search_options(method), "--seed", str(seed),
                         "--trials", "100000", "--time-budget", f"{args.seconds}s",
                         "--latency-table", str(table), "--out", str(run),
                         *(["--latency-budget", args.latency_budget] if args.latency_budget
@@ -335,7 +350,7 @@ def main() -> None:
                if m != "params_topk" and search_options(m) is None]
     if unknown:  # before the table is built
         p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(SEARCHES)}, "
-                "params_topk or screenN")
+                "params_topk, screenN or freshN")
     load_before = os.getloadavg()
     profile = Profile()
     sessions = f"_s{args.table_sessions}" if args.table_sessions > 1 else ""
