@@ -31,7 +31,7 @@ PROBE_ELASTICITY = 0.5  # how far units follow the probe's speed (nas/latency/__
 NOISE_SESSIONS = 10  # sessions that measured units again, before a table states its noise
 PART_KEYS_CACHED = 16_384  # parts whose keys placed_keys keeps (about 4 kB each)
 CHI2_MEDIAN = 0.4549  # the median of a chi-squared variable with one degree of freedom
-SESSION_CORRELATION = 0.3  # between the sessions of one sum: chosen on two tables (README)
+SESSION_CORRELATION = 0.3  # between the sessions of one sum (chosen: benchmarks/README.md)
 
 
 @dataclass(frozen=True)

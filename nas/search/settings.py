@@ -36,7 +36,7 @@ class SearchSettings:
     params_budget: str | None = None
     latency_budget: str | None = None
     sampler: str = "tpe"
-    screen: int = 1024  # the pool (README: Search quality)
+    screen: int = 1024  # the pool (benchmarks/README.md: Search quality)
     trials: int = 24
     time_budget: str | None = None
     seed: int = 0
