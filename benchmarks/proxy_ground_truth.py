@@ -423,8 +423,8 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
             signals[name]["cifar10_both_halves"] = crossed
     for name in raw:
         part = [r for r in rows if r["set"] == "cifar10"]
-        crossed = scored(part, [r.get(name, math.nan) for r in part], 0.0)
-        if name in signals and crossed:
+        if name in signals and (crossed := scored(part, [r.get(name, math.nan) for r in part],
+                                                  0.0)):
             signals[name]["cifar10_both_halves"] = crossed
         fit = [r for r in rows if r["model"] in tune and math.isfinite(r.get(name, math.nan))]
         if name in signals and len(fit) >= 3:
