@@ -421,10 +421,10 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
         crossed = both_halves(rows, tune, features)
         if crossed:
             signals[name]["cifar10_both_halves"] = crossed
+    every_cifar10 = [r for r in rows if r["set"] == "cifar10"]
     for name in raw:
-        part = [r for r in rows if r["set"] == "cifar10"]
-        if name in signals and (crossed := scored(part, [r.get(name, math.nan) for r in part],
-                                                  0.0)):
+        if name in signals and (crossed := scored(
+                every_cifar10, [r.get(name, math.nan) for r in every_cifar10], 0.0)):
             signals[name]["cifar10_both_halves"] = crossed
         fit = [r for r in rows if r["model"] in tune and math.isfinite(r.get(name, math.nan))]
         if name in signals and len(fit) >= 3:

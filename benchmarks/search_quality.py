@@ -125,10 +125,12 @@ FEWER_DRAWS = ("import runpy, nas.search.screen as s; s.REDRAWN = {redrawn}; "
 
 
 def search_options(method: str) -> list[str] | None:
-    """The search.py options of a method: one of SEARCHES, ``screenN`` or ``freshN``; None for
-    another."""
-    if method in SEARCHES or FRESH_METHOD.fullmatch(method):
-        return SEARCHES.get(method, [])
+    """The search.py options of a method: one of SEARCHES, ``screenN`` or ``freshN`` (N at
+    most the default pool); None for another."""
+    if method in SEARCHES:
+        return SEARCHES[method]
+    if (fresh := FRESH_METHOD.fullmatch(method)) and 0 < int(fresh[1]) <= SearchSettings().screen:
+        return []
     if pool := SCREEN_METHOD.fullmatch(method):
         return ["--screen", pool[1]]
     return None

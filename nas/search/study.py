@@ -33,7 +33,7 @@ from nas.spaces import Constraints, constraints_for, load_space
 MAX_REJECTED = 20_000  # consecutive analytic rejections before a run gives up
 TABLES_EVERY = 2.0  # seconds between rewrites of the run's tables while trials end
 NOTHING_MEASURED = {"status": "ok", "reason": ""}  # the measurement of an analytic signal
-STARTUP_POOL = 64  # the draws a random start without a screen chooses among (16 fresh each)
+STARTUP_POOL = 64  # the draws a random start without a screen chooses among
 
 
 class SearchError(NasError):
