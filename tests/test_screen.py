@@ -16,6 +16,7 @@ from nas.network import complexity
 from nas.search.screen import (
     MEASURE_COST,
     REDRAWN,
+    START_POOLS,
     STARTUP,
     LatencyFit,
     Lookup,
@@ -218,10 +219,12 @@ def test_under_a_latency_budget_the_screens_random_start_takes_what_the_table_pu
         tmp_path):
     """Before it predicts, the screen proposes its newest draw; under a latency budget, the
     newest its table puts within the budget, else the newest it cannot predict, never one it
-    puts over it, and nothing if it puts all of them over it."""
+    puts over it. While it puts all of them over it, it draws again, and gives up (proposes
+    nothing) after START_POOLS whole pools."""
     space = load_space("regnet")
     cx = constraints_for(space, "400MF")
-    draws = space.sample(8, 0, cx)  # the pool's first draws, as the screen draws them
+    rounds = REDRAWN * START_POOLS  # pool 32: 8 draws a round
+    draws = space.sample(8 * rounds, 0, cx)  # the pool's draws, as the screen draws them
 
     def first(table: Table, latency_budget: float = float("inf")):
         screen = Screen(space.feasible(0, cx), 32, ["accuracy", "latency_ms"],
@@ -236,9 +239,15 @@ def test_under_a_latency_budget_the_screens_random_start_takes_what_the_table_pu
     chosen, pool = first(slow, 10.0)
     assert chosen == draws[6].values
     assert draws[7].values not in [p.sample.values for p in pool]
-    for d in draws:
+    for d in draws[:8]:
         slower = table_knowing(tmp_path / "slower.csv", d.network, 100.0)
-    assert first(slower, 10.0) == (None, [])
+    chosen, pool = first(slower, 10.0)
+    assert chosen == draws[15].values  # the newest of the next round, which it cannot predict
+    assert [p.sample.values for p in pool] == [d.values for d in draws[8:15]]
+    slowest = Table(tmp_path / "slowest.csv", Profile())
+    slowest.add(Entry(p.key(slowest.profile), 100.0, 100.0, 0.0, 20, 2.0,
+                      "2025-01-01T00:00:00+00:00") for d in draws for p in placed_units(d.network))
+    assert first(slowest, 10.0) == (None, [])
 
 
 def test_without_a_screen_the_samplers_random_start_takes_what_the_table_puts_within(tmp_path):

@@ -23,8 +23,9 @@ measurement of them; the two costs are the median seconds (proposing plus scorin
 scored candidates that measured units and of those that did not (``MEASURE_COST`` times the
 latter until both are known). Until ``STARTUP`` candidates are scored it proposes its newest
 draw (a random feasible network; under a latency budget, the newest the table puts within it,
-else the newest it cannot predict, never one it puts over it), and when no pooled network
-would improve the front it proposes nothing, and the sampler's own proposal is taken.
+else the newest it cannot predict, never one it puts over it, drawing anew while it puts them
+all over it), and when no pooled network would improve the front it proposes nothing, and
+the sampler's own proposal is taken.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ STARTUP = 8  # scored candidates before the screen predicts (until then it draws
 COUNTS = ("flops", "params", "acts", "mac")  # what the latency fit predicts from
 REDRAWN = 4  # a pool of N takes N / REDRAWN fresh draws per choice, dropping the oldest
 MEASURE_COST = 10.0  # a candidate that measures units, in candidates that do not (a prior)
+START_POOLS = 4  # whole pools a random start draws while the table puts every draw over budget
 
 
 @dataclass(frozen=True)
@@ -135,16 +137,18 @@ class Screen:
     def start(self) -> dict[str, Any] | None:
         """A random start: the space's values of the newest draw; under a latency budget, the
         newest the table puts within it, else the newest it cannot predict, never one it puts
-        over it, and None if it puts them all over it (under a budget that binds, most draws
-        are over it, and most are known to be only once their units are measured)."""
-        self._draw()
-        if self.latency_budget == math.inf:
-            return self.drawn.pop().sample.values
-        self._within_budget([None if k is None else k.ms for k in self._known_latency()])
-        if not self.drawn:
-            return None
-        known_within = [i for i, p in enumerate(self.drawn) if p.known is not None]
-        return self.drawn.pop(known_within[-1] if known_within else -1).sample.values
+        over it (under a budget that binds, most draws are over it, and most are known to be
+        only once their units are measured). While the table puts the whole pool over it, it
+        draws again, ``START_POOLS`` whole pools in all, then returns None."""
+        for _ in range(REDRAWN * START_POOLS):
+            self._draw()
+            if self.latency_budget == math.inf:
+                return self.drawn.pop().sample.values
+            self._within_budget([None if k is None else k.ms for k in self._known_latency()])
+            if self.drawn:
+                known_within = [i for i, p in enumerate(self.drawn) if p.known is not None]
+                return self.drawn.pop(known_within[-1] if known_within else -1).sample.values
+        return None
 
     def _within_budget(self, latencies: Sequence[float | None]) -> None:
         """Drops the pooled networks whose latency (None: not predicted) is over the budget."""
