@@ -13,10 +13,12 @@ import inspect
 import os
 import pprint
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 from nas.config import Network
 from nas.errors import NasError
+from nas.evaluate.data import MEAN, STD
 from nas.network import HeadModule, StemModule, build, init_weights, layout
 
 IMPORTS = {"torch": "import torch", "nn": "from torch import nn"}
@@ -36,12 +38,15 @@ def export_source(config: Network, num_classes: int = 1000, weights: str | None 
                                                                           weights)])
     used = [line for name, line in IMPORTS.items() if _mentions(body, name)]
     title = (title or "A network exported by nas").replace("\\", "\\\\").replace('"', '\\"')
+    inputs = ("Its weights expect RGB images scaled to [0, 1], then normalized per channel "
+              "as\n``(x - MEAN) / STD``, as they were trained.\n" if weights else "")
     head = (f'"""{title}: standalone PyTorch code.\n\n'
-            f'Build it with ``build_model()``; it needs nothing but torch.\n"""\n\n'
+            f'Build it with ``build_model()``; it needs nothing but torch.\n{inputs}"""\n\n'
             "from __future__ import annotations\n\n"
             + ("from pathlib import Path\n\n" if weights else "")
             + "\n".join(used) + "\n\n"
-            + "CONFIG = " + pprint.pformat(config.to_dict(), width=96, sort_dicts=False) + "\n")
+            + "CONFIG = " + pprint.pformat(config.to_dict(), width=96, sort_dicts=False) + "\n"
+            + (f"MEAN = {MEAN}\nSTD = {STD}\n" if weights else ""))
     return head + "\n\n" + body + "\n"
 
 
@@ -168,14 +173,23 @@ class _Raw(str):
         return str(self)
 
 
-def refuse_overwrite(paths: list[Path], force: bool) -> None:
-    """ExportError for a path that is a directory, or, without ``force``, one that exists."""
+def refuse_overwrite(paths: list[Path], force: bool, same: Mapping[Path, str] = {}) -> None:
+    """ExportError for a path that is a directory, or, without ``force``, one that exists,
+    unless it holds exactly the text ``same`` gives for it (the config YAMLs that the Python
+    and ONNX exports of one network both write)."""
     for path in paths:
         if path.is_dir():
             raise ExportError(f"{path}: is a directory; give the name of the file to write")
-    existing = [p for p in paths if p.exists()]
+    existing = [p for p in paths if p.exists() and not _holds(p, same.get(p))]
     if existing and not force:
         raise ExportError(f"{existing[0]}: already exists; give --force to overwrite it")
+
+
+def _holds(path: Path, text: str | None) -> bool:
+    try:
+        return text is not None and path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def write_export(config: Network, path: Path, num_classes: int = 1000,
@@ -186,7 +200,7 @@ def write_export(config: Network, path: Path, num_classes: int = 1000,
     written."""
     path = Path(path)
     written = [path, path.with_suffix(".yaml")] + [path.with_suffix(".pt")] * bool(state_dict)
-    refuse_overwrite(written, force)
+    refuse_overwrite(written, force, {path.with_suffix(".yaml"): config.to_yaml()})
     path.parent.mkdir(parents=True, exist_ok=True)
     if state_dict is not None:
         import torch

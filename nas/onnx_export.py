@@ -126,7 +126,11 @@ def pycls_config(config: Network, values: dict[str, Any], num_classes: int = 100
     return {"MODEL": {"TYPE": "regnet", "NUM_CLASSES": num_classes}, "REGNET": regnet_section}
 
 
+def pycls_text(pycls: dict[str, Any]) -> str:
+    """The pycls config file's text."""
+    return ("# pycls config of the exported RegNet (github.com/facebookresearch/pycls): train "
+            "it at ImageNet scale with pycls's tools\n" + yaml.safe_dump(pycls, sort_keys=False))
+
+
 def write_pycls(path: Path, pycls: dict[str, Any]) -> None:
-    Path(path).write_text("# pycls config of the exported RegNet (github.com/facebookresearch/"
-                          "pycls): train it at ImageNet scale with pycls's tools\n"
-                          + yaml.safe_dump(pycls, sort_keys=False))
+    Path(path).write_text(pycls_text(pycls))

@@ -123,6 +123,13 @@ def fake_run(path, statuses):
                   for i, s in enumerate(statuses)]).to_csv(path / "trials.csv", index=False)
 
 
+def test_an_export_through_the_latest_link_names_the_run_it_links_to(tmp_path):
+    fake_run(tmp_path / "20261207-120000-regnet", ["complete"])
+    (tmp_path / "latest").symlink_to("20261207-120000-regnet")
+    assert main(["export", str(tmp_path / "latest"), "-o", str(tmp_path / "m.py")]) == 0
+    assert (tmp_path / "m.py").read_text().startswith('"""Trial 0 of 20261207-120000-regnet (')
+
+
 def test_export_of_a_run_picks_the_front(tmp_path, capsys):
     fake_run(tmp_path / "run", ["complete", "infeasible", "complete"])
     assert main(["export", str(tmp_path / "run"), "--pick", "accuracy",
@@ -135,12 +142,19 @@ def test_export_of_a_run_picks_the_front(tmp_path, capsys):
                  "-o", str(tmp_path / "m.py")]) == 0
     assert "trial 0" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "m.yaml", "run"]
-    # Another format writes the same config file beside it: refused before anything is written.
+    # Another format writes the same config file beside it: one that holds another network is
+    # refused before anything is written; one that holds this network is shared.
     config = (tmp_path / "m.yaml").read_text()
-    assert main(["export", str(tmp_path / "run"), "--pick", "accuracy", "--format", "onnx",
-                 "-o", str(tmp_path / "m.onnx")]) == 2
+    (tmp_path / "m.yaml").write_text(config.replace("depth: 1", "depth: 2", 1))
+    onnx = ["export", str(tmp_path / "run"), "--pick", "accuracy", "--format", "onnx",
+            "-o", str(tmp_path / "m.onnx")]
+    assert main(onnx) == 2
     assert "m.yaml: already exists; give --force" in capsys.readouterr().err
-    assert not (tmp_path / "m.onnx").exists() and (tmp_path / "m.yaml").read_text() == config
+    assert not (tmp_path / "m.onnx").exists() and (tmp_path / "m.yaml").read_text() != config
+    (tmp_path / "m.yaml").write_text(config)
+    pytest.importorskip("onnxruntime")  # the onnx extra
+    assert main(onnx) == 0
+    assert (tmp_path / "m.onnx").exists() and (tmp_path / "m.yaml").read_text() == config
 
 
 def _proxy_weights(run: Path) -> dict:
@@ -154,20 +168,30 @@ def _proxy_weights(run: Path) -> dict:
     return state
 
 
-def test_export_with_weights_loads_them_safely_in_the_written_file(tmp_path):
+def test_export_with_weights_loads_them_safely_in_the_written_file(tmp_path, capsys):
+    """The file builds the proxy-trained network, says so, and carries the normalization its
+    weights were trained with; what export prints counts that network, not the candidate."""
+    from nas.evaluate.data import MEAN, STD
+
     fake_run(tmp_path / "run ' \"quoted\"", ["complete"])
     run = next(tmp_path.iterdir())
     state = _proxy_weights(run)
     assert main(["export", str(run), "--weights", "-o", str(tmp_path / "m.py")]) == 0
+    printed = capsys.readouterr().out
     source = (tmp_path / "m.py").read_text()
-    assert 'weights_only=True' in source
+    assert 'weights_only=True' in source and "as proxy-trained" in source
     script = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', "
               "sys.argv[1]); m = importlib.util.module_from_spec(spec); "
-              "spec.loader.exec_module(m); print(len(m.build_model().state_dict()))")
+              "spec.loader.exec_module(m); model = m.build_model(); "
+              "print(len(model.state_dict()), sum(p.numel() for p in model.parameters()), "
+              "m.MEAN, m.STD, sep=';')")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.py")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout) == len(state)
+    tensors, params, mean, std = done.stdout.strip().split(";")
+    assert int(tensors) == len(state)
+    assert f"params {int(params):,} at 32x32" in printed
+    assert (mean, std) == (str(MEAN), str(STD))
 
 
 @pytest.mark.parametrize("statuses, args, message", [
@@ -212,5 +236,12 @@ def test_pareto_and_analyze_read_runs_and_plot(tmp_path, capsys):
                  str(tmp_path / "edf.png")]) == 0
     out = capsys.readouterr().out
     assert "48.00" in out and (tmp_path / "edf.png").exists()  # best error of run a: 100 - 52
+    # errors a: 50, 49, 48; b: 50. Below the median of all four, 49.5: two of a's, none of b's.
+    # A quarter of a's three models is one: its best ranges over all three.
+    rows = {f[0]: f for f in map(str.split, out.splitlines()) if f and f[0] in ("a", "b")}
+    assert "share < 49.50" in out
+    assert rows["a"][-1] == "0.67" and rows["b"][-1] == "0.00"
+    assert " ".join(rows["a"][5:7]) == "[48.00, 50.00]"
+    assert "of a, b is a function of analytic counts" in out
     assert main(["pareto", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err

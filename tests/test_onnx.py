@@ -83,6 +83,10 @@ def test_nas_export_writes_onnx_and_the_pycls_config_of_a_regnet(tmp_path, capsy
     assert yaml.safe_load(out.with_suffix(".yaml").read_text()) == zoo.to_dict()
     assert main(["export", str(tmp_path / "run"), "--format", "onnx", "-o", str(out)]) == 2
     assert "already exists; give --force" in capsys.readouterr().err
+    # the Python export of the same trial shares both config files with it
+    configs = [out.with_suffix(s).read_text() for s in (".yaml", ".pycls.yaml")]
+    assert main(["export", str(tmp_path / "run"), "-o", str(out.with_suffix(".py"))]) == 0
+    assert [out.with_suffix(s).read_text() for s in (".yaml", ".pycls.yaml")] == configs
 
 
 def test_pycls_config_only_for_what_pycls_builds():

@@ -131,3 +131,32 @@ def test_hypervolume_so_far_is_each_prefix_front_volume():
     reference = [done["accuracy"].min(), done["latency_ms"].max()]
     assert volumes_so_far(done, objectives, reference) == pytest.approx(
         [hypervolume(done.iloc[:k], objectives, reference) for k in range(1, len(done) + 1)])
+
+
+def test_overlaid_runs_hypervolumes_share_one_reference_point(tmp_path):
+    """Run b's trials are a's worst ones: by a reference of its own, b's front would cover as
+    much as a's; from the one reference of both, it covers less."""
+    import plotly.graph_objects as go
+
+    from nas.search.html_report import _progress
+    from nas.search.pareto import hypervolume
+    from nas.search.report import load_run
+
+    _run(tmp_path / "a", 60, 2)
+    trials = pd.read_csv(tmp_path / "a" / "trials.csv")
+    worst = trials[trials["accuracy"] < trials["accuracy"].median()]
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "run.yaml", tmp_path / "b")
+    worst.to_csv(tmp_path / "b" / "trials.csv", index=False)
+    runs = [load_run(tmp_path / "a"), load_run(tmp_path / "b")]
+    fig = _progress(go, runs)
+    final = {t.name.split(":")[0]: t.y[-1] for t in fig.data if t.name.endswith("hypervolume")}
+    done = pd.concat([r.complete() for r in runs])
+    objectives = ["accuracy", "latency_ms"]
+    reference = [done["accuracy"].min(), done["latency_ms"].max()]
+    for run in runs:
+        assert final[run.name] == pytest.approx(hypervolume(run.complete(), objectives,
+                                                            reference))
+    assert final["b"] < final["a"]
+    assert fig.layout.yaxis2.title.text == "hypervolume of accuracy signal (%) x predicted " \
+                                           "latency (ms)"

@@ -74,7 +74,7 @@ def test_search_on_local_ray(tmp_path):
                  "-o", str(tmp_path / "model.py")]) == 0
     script = f"""
 import importlib.util, sys, torch
-from nas.evaluate.data import load, stratified_split, to_tensor
+from nas.evaluate.data import load, stratified_split
 from nas.evaluate.proxy import ProxySettings, score
 spec = importlib.util.spec_from_file_location("model", {str(tmp_path / "model.py")!r})
 module = importlib.util.module_from_spec(spec)
@@ -82,7 +82,9 @@ spec.loader.exec_module(module)
 model = module.build_model()
 s, data = ProxySettings(train_images=256, val_images=256), load()
 _, val = stratified_split(data.train_labels, s.train_images, s.val_images, s.split_seed)
-print(score(model, to_tensor(data.train_images[val]), torch.from_numpy(data.train_labels[val]))[0])
+x = torch.from_numpy(data.train_images[val]).permute(0, 3, 1, 2).float() / 255  # as the file says
+x = (x - torch.tensor(module.MEAN).view(1, 3, 1, 1)) / torch.tensor(module.STD).view(1, 3, 1, 1)
+print(score(model, x, torch.from_numpy(data.train_labels[val]))[0])
 """
     scored = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr[-2000:]

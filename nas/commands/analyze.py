@@ -21,21 +21,30 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nas.commands.tables import table
+    from nas.evaluate.ranking import SIGNALS
     from nas.search.report import best_error_interval, load_run, plot_edfs
 
     runs = [load_run(path) for path in args.runs]
+    errors_of = [100 - run.complete()["accuracy"].to_numpy(float) for run in runs]
+    pooled = float(np.median(np.concatenate(errors_of)))
     rows = []
-    for run in runs:
-        errors = 100 - run.complete()["accuracy"].to_numpy(float)
+    for run, errors in zip(runs, errors_of):
         low, high = best_error_interval(errors, args.bootstrap)
         rows.append((run.name, run.settings.space, run.settings.sampler, len(errors),
                      f"{errors.min():.2f}", f"[{low:.2f}, {high:.2f}]",
-                     f"{np.median(errors):.2f}", f"{np.mean(errors < np.median(errors)):.2f}"))
-    print(table(("run", "space", "sampler", "n", "best error", "95% interval", "median error",
-                 "share < median"), rows))
+                     f"{np.median(errors):.2f}", f"{np.mean(errors < pooled):.2f}"))
+    print(table(("run", "space", "sampler", "n", "best error", "best of a quarter, 95%",
+                 "median error", f"share < {pooled:.2f}"), rows))
+    print(f"share < {pooled:.2f}: each run's share of models below the median error of all the "
+          "runs' models together")
     if any(run.settings.sampler != "random" or run.settings.screen for run in runs):
         print("note: EDFs describe a design space only for runs sampled at random "
               "(--sampler random --screen 0)")
+    analytic = [run.name for run in runs if not SIGNALS[run.settings.signal].needs_measurement]
+    if analytic:
+        print(f"note: the accuracy signal of {', '.join(analytic)} is a function of analytic "
+              "counts (FLOPs, params, acts, MAC): its errors compare the spaces' counts, not "
+              "trained networks")
     if args.plot:
         plot_edfs(runs, args.plot)
         print(f"plot: {args.plot}")

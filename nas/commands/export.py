@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     row = pick(run, args.trial, args.pick)
     trial = int(row["trial_id"])
     config = Network.from_json(row["config"])
-    title = f"Trial {trial} of {run.path.name} ({summary(row['config'])})"
+    title = f"Trial {trial} of {run.name} ({summary(row['config'])})"
     num_classes, state = run.settings.num_classes, None
     if args.weights:
         from nas.evaluate.proxy import NUM_CLASSES, proxy_network
@@ -46,12 +46,21 @@ def run(args: argparse.Namespace) -> int:
         weights = run.path / "weights" / f"trial_{trial}.pt"
         if not weights.is_file():
             raise RunError(f"{weights}: no saved weights for trial {trial}")
-        config = proxy_network(config, run.settings.proxy.width_mult)
+        width = run.settings.proxy.width_mult
+        config = proxy_network(config, width)
         num_classes, state = NUM_CLASSES, load_weights(weights, config, NUM_CLASSES)
+        title = (f"Trial {trial} of {run.name}, as proxy-trained ({summary(config.to_json())}: "
+                 f"width x{width:g}, CIFAR stem, {NUM_CLASSES} classes)")
     output = args.output or Path(FORMATS[args.format])
     pycls = None if args.weights else _pycls(run, row, config, num_classes)
     extras = [".pt"] * (state is not None and args.format != "onnx") + [".pycls.yaml"] * bool(pycls)
-    refuse_overwrite([output, *(output.with_suffix(s) for s in [".yaml", *extras])], args.force)
+    same = {output.with_suffix(".yaml"): config.to_yaml()}  # what both formats write
+    if pycls is not None:
+        from nas.onnx_export import pycls_text
+
+        same[output.with_suffix(".pycls.yaml")] = pycls_text(pycls)
+    refuse_overwrite([output, *(output.with_suffix(s) for s in [".yaml", *extras])], args.force,
+                     same)
     if args.format == "onnx":
         from nas.onnx_export import write_onnx
 
@@ -72,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"trial {trial}: accuracy {row['accuracy']:.2f}, "
           + (f"latency {latency}, " if latency != "-" else "")
           + f"flops {int(row['flops']):,}, params {int(row['params']):,}")
+    if args.weights:
+        from nas.evaluate.data import MEAN, STD
+        from nas.network import complexity
+
+        counts = complexity(config, 32, num_classes)
+        print(f"exported as proxy-trained: width x{width:g}, CIFAR stem, {num_classes} classes, "
+              f"flops {counts.flops:,} and params {counts.params:,} at 32x32; inputs in [0, 1], "
+              f"normalized per channel by mean {MEAN} and std {STD}")
     return 0
 
 

@@ -94,21 +94,28 @@ def _fronts(go, runs: list[Run]):
 
 
 def _progress(go, runs: list[Run]):
-    """Best accuracy so far and the hypervolume of the front so far, trial by trial."""
+    """Best accuracy so far and the hypervolume of the front so far, trial by trial; every
+    run's on the objectives all runs share, from one reference point (the worst value any of
+    them scored in each), so that overlaid runs compare."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=["best accuracy so far",
                                                         "hypervolume of the front so far"])
-    for run in runs:
-        done = run.complete().sort_values("trial_id")
-        objectives = [o for o in run.objectives if done[o].notna().all()]
-        reference = [done[o].min() if OBJECTIVES[o] else done[o].max() for o in objectives]
+    done_of = [run.complete().sort_values("trial_id") for run in runs]
+    objectives = [o for o in runs[0].objectives
+                  if all(o in r.objectives and d[o].notna().all() for r, d in zip(runs, done_of))]
+    both = pd.concat([d[objectives] for d in done_of])
+    reference = [both[o].min() if OBJECTIVES[o] else both[o].max() for o in objectives]
+    for run, done in zip(runs, done_of):
         volumes = volumes_so_far(done, objectives, reference)
         fig.add_trace(go.Scatter(x=done["trial_id"], y=done["accuracy"].cummax(),
                                  mode="lines", name=f"{run.name}: best accuracy"), row=1, col=1)
         fig.add_trace(go.Scatter(x=done["trial_id"], y=volumes, mode="lines",
                                  name=f"{run.name}: hypervolume"), row=1, col=2)
     fig.update_xaxes(title_text="trial")
+    fig.update_yaxes(title_text=LABELS["accuracy"], row=1, col=1)
+    fig.update_yaxes(title_text="hypervolume of " + " x ".join(LABELS[o] for o in objectives),
+                     row=1, col=2)
     fig.update_layout(title="Progress of the search", height=400)
     return fig
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nas.budget import flops_text
 from nas.errors import NasError
 from nas.search.pareto import ALIASES, OBJECTIVES, pareto_mask
 from nas.search.settings import SearchSettings
@@ -26,7 +27,8 @@ class Run:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        """The run folder's own name (``results/latest`` names the run it links to)."""
+        return self.path.resolve().name
 
     @property
     def objectives(self) -> list[str]:
@@ -135,17 +137,28 @@ def edf(errors: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.sort(errors), grid, side="right") / len(errors)
 
 
+SUBSAMPLE = 0.25  # the share of a run's models each resample of the best error takes
+
+
 def best_error_interval(errors: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap interval of the best (lowest) error of a sample of models."""
+    """95% interval of the best (lowest) error among SUBSAMPLE of the models, drawn with
+    replacement ``n`` times (the RegNet paper's empirical bootstrap takes a quarter): how far
+    the best depends on the sample. Resamples of all the models would be pinned at the
+    observed best, which no resample can go below."""
     rng = np.random.default_rng(seed)
-    best = rng.choice(errors, (n, len(errors)), replace=True).min(1)
+    size = max(1, round(SUBSAMPLE * len(errors)))
+    best = rng.choice(errors, (n, size), replace=True).min(1)
     return float(np.percentile(best, 2.5)), float(np.percentile(best, 97.5))
 
 
+LABELLED = 30  # front points a plot labels with trial ids at most (every k-th beyond)
+
+
 def plot_fronts(runs: list[Run], path: Path) -> None:
-    """Accuracy against latency and against FLOPs: every trial grey, each run's front
-    connected and labelled with trial ids (latencies with the noise their table states, one
-    standard deviation), limits as dashed lines."""
+    """Accuracy against latency and against FLOPs: every trial grey, each run's front (the
+    trials ``pareto`` lists) in colour and labelled with trial ids (latencies with the noise
+    their table states, one standard deviation), and, where a panel's two axes are not the
+    run's objectives, the front of those two as a line; limits as dashed lines."""
     plt = _pyplot()
     axes_of = [c for c in ("latency_ms", "flops") if any(r.complete()[c].notna().any()
                                                          for r in runs)]
@@ -153,22 +166,30 @@ def plot_fronts(runs: list[Run], path: Path) -> None:
     for ax, x in zip(axes[0], axes_of):
         for i, run in enumerate(runs):
             done = run.complete().dropna(subset=[x])
-            front = done[pareto_mask(done, ["accuracy", x])].sort_values(x)
-            color = f"C{i}"
+            front = run.front().dropna(subset=[x]).sort_values(x)
+            color, own = f"C{i}", run.objectives == ["accuracy", x]
+            name = f"{run.name}: " if len(runs) > 1 else ""
             ax.scatter(done[x], done["accuracy"], s=14, color="0.7", zorder=1)
-            ax.plot(front[x], front["accuracy"], "-o", color=color, ms=5, zorder=2,
-                    label=run.name if len(runs) > 1 else "Pareto front")
+            ax.plot(front[x], front["accuracy"], "-o" if own else "o", color=color, ms=5,
+                    zorder=3, label=f"{name}Pareto front" + ("" if own else " of the run"))
+            if not own:
+                panel = done[pareto_mask(done, ["accuracy", x])].sort_values(x)
+                ax.plot(panel[x], panel["accuracy"], "-", color=color, lw=1, alpha=0.6,
+                        zorder=2, label=f"{name}front of these two axes")
             if x == "latency_ms" and "latency_noise" in front:  # the table's stated noise
                 spread = np.exp(front["latency_noise"].fillna(0).to_numpy(float))
                 ax.errorbar(front[x], front["accuracy"], fmt="none", ecolor=color, alpha=0.5,
                             xerr=[front[x] * (1 - 1 / spread), front[x] * (spread - 1)])
-            for _, row in front.iterrows():
+            every = -(-len(front) // LABELLED)
+            for _, row in front.iloc[::every].iterrows():
                 ax.annotate(str(int(row["trial_id"])), (row[x], row["accuracy"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points", color=color)
             if x in run.limits():
                 ax.axvline(run.limits()[x], ls="--", color=color, lw=1,
                            label=f"{x} limit" if len(runs) == 1 else None)
         ax.set_xlabel({"latency_ms": "predicted latency (ms)", "flops": "FLOPs"}[x])
+        if x == "flops":
+            ax.xaxis.set_major_formatter(lambda value, _: flops_text(value))
         ax.set_ylabel("accuracy signal (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
