@@ -142,6 +142,12 @@ def test_export_of_a_run_picks_the_front(tmp_path, capsys):
                  "-o", str(tmp_path / "m.py")]) == 0
     assert "trial 0" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "m.yaml", "run"]
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
+    trials["params"] = [3e6, 9e6, 2e6]  # any objective can be picked by, on the front
+    trials.to_csv(tmp_path / "run" / "trials.csv", index=False)
+    assert main(["export", str(tmp_path / "run"), "--pick", "params", "--force",
+                 "-o", str(tmp_path / "m.py")]) == 0
+    assert "trial 2" in capsys.readouterr().out
     # Another format writes the same config file beside it: one that holds another network is
     # refused before anything is written; one that holds this network is shared.
     config = (tmp_path / "m.yaml").read_text()
@@ -195,7 +201,7 @@ def test_export_with_weights_loads_them_safely_in_the_written_file(tmp_path, cap
 
 
 @pytest.mark.parametrize("statuses, args, message", [
-    (["infeasible", "failed"], [], "no trial has finished"),
+    (["infeasible", "failed"], [], "no trial is complete (1 infeasible, 1 failed)"),
     (["complete"], ["--trial", "7"], "no trial 7"),
     (["complete", "failed"], ["--trial", "1"], "trial 1 is failed"),
     (["complete"], ["--weights"], "no saved weights"),

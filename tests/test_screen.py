@@ -304,12 +304,20 @@ def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):
     assert out.startswith(f"run folder: {run}\n")  # said before it starts
     assert (tmp_path / "latest").resolve() == run.resolve()  # the last run, by a fixed name
     trials = pd.read_csv(run / "trials.csv")
-    screened = trials["screened"].fillna(False).astype(bool)
+    screened = trials["screened"]  # how each trial was proposed, True or False in every row
+    assert screened.dtype == bool and trials["startup"].dtype == bool
+    assert not trials["startup"].any()  # the screen starts at random itself
     complete = trials[trials["status"] == "complete"]
     assert len(complete) == 30 and (complete["flops"] <= 400e6).all()
     assert screened[trials["status"] == "complete"].sum() >= 25  # a few improved nothing
     assert set(trials[screened]["status"]) == {"complete"}
     assert set(pd.read_csv(run / "pareto.csv")["trial_id"]) <= set(complete["trial_id"])
+    # Each trial's values of the space (not Optuna's step counts), which make its network.
+    space = load_space("regnet")
+    for _, row in complete.iterrows():
+        values = {k.removeprefix("param:"): v for k, v in row.items() if k.startswith("param:")}
+        assert set(values) == {"d", "w0", "wa", "wm", "group_w"}
+        assert space.network(values).to_json() == row["config"]
     # It ends by naming what it found: the front, each objective's best, the knee, what next.
     front = len(pd.read_csv(run / "pareto.csv"))
     assert f"Pareto front: {front} of 30 scored networks (accuracy, flops)" in out

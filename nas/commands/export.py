@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.search.pareto import ALIASES
+
 HELP = "write a run's chosen network as standalone PyTorch code or as ONNX"
 FORMATS = {"py": "model.py", "onnx": "model.onnx"}
 
@@ -13,9 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN_DIR")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="trial id")
-    which.add_argument("--pick", default="knee", choices=("accuracy", "latency", "flops", "knee"),
-                       help="the front's most accurate, fastest, smallest, or its knee "
-                            "(default knee)")
+    which.add_argument("--pick", default="knee", choices=(*ALIASES, "knee"),
+                       help="the front's most accurate, fastest, fewest FLOPs, params or MAC, "
+                            "or its knee (default knee)")
     p.add_argument("--format", choices=FORMATS, default="py",
                    help="py: standalone PyTorch code (default); onnx: an ONNX file with a "
                         "dynamic batch, checked in ONNX Runtime (needs the onnx extra)")
@@ -93,24 +95,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pycls(run, row, config, num_classes: int):
-    """The pycls config of a trial of a RegNet space: its values are what the space makes of the
-    trial's Optuna parameters (``param:`` columns), with the space's fixed settings."""
+    """The pycls config of a trial of a RegNet space, from its values (``param:`` columns)
+    and the space's fixed settings; None where they do not make exactly its network."""
     import pandas as pd
-    from optuna.trial import FixedTrial
 
     from nas.errors import NasError
     from nas.onnx_export import pycls_config
     from nas.spaces import load_space
 
-    params = {k.removeprefix("param:"): v for k, v in row.items()
+    values = {k.removeprefix("param:"): v for k, v in row.items()
               if k.startswith("param:") and not pd.isna(v)}
     try:
         space = load_space(run.settings.space)
-        if space.generator != "regnet":
-            return None
-        values = space.suggest(FixedTrial({  # CSV's floats back to the ints Optuna asked
-            k: int(v) if isinstance(v, float) and v.is_integer() else v
-            for k, v in params.items()}))
-    except (NasError, ValueError):  # the space changed since the run, or the trial does not
-        return None  # have a parameter it asks for (FixedTrial's ValueError)
+    except NasError:  # the space is gone or changed since the run
+        return None
+    if space.generator != "regnet":
+        return None
     return pycls_config(config, {**space.fixed, **values}, num_classes)

@@ -37,7 +37,10 @@ class Run:
     def complete(self) -> pd.DataFrame:
         done = self.trials[self.trials["status"] == "complete"]
         if done.empty:
-            raise RunError(f"{self.path}: no trial has finished yet")
+            counts = self.trials["status"].value_counts()
+            ended = ", ".join(f"{n} {status}" for status, n in counts.items())
+            raise RunError(f"{self.path}: no trial is complete"
+                           + (f" ({ended})" if ended else " yet"))
         return done
 
     def front(self) -> pd.DataFrame:

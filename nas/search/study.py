@@ -219,7 +219,7 @@ class Search:
             self.write_tables()
 
     def write_tables(self) -> None:
-        write_tables(self.run_dir, self.study, self.settings)
+        write_tables(self.run_dir, self.study, self.settings, self.space)
         self.tables_written = time.time()
 
 
