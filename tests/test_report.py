@@ -160,3 +160,18 @@ def test_overlaid_runs_hypervolumes_share_one_reference_point(tmp_path):
     assert final["b"] < final["a"]
     assert fig.layout.yaxis2.title.text == "hypervolume of accuracy signal (%) x predicted " \
                                            "latency (ms)"
+
+
+def test_the_empirical_bootstrap_finds_where_the_best_models_lie():
+    """Errors lowest at x = 3: the best of a quarter of 400 models lies near 3, and its error
+    above the best of all in most resamples (resamples of all would be pinned at it)."""
+    from nas.search.report import best_error_interval, best_value_interval
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 10, 400)
+    errors = (x - 3) ** 2 + rng.normal(0, 0.5, 400)
+    low, high = best_value_interval(x, errors)
+    assert low < 3 < high and high - low < 2.5
+    assert set(np.round([low, high], 12)) <= set(np.round(x, 12))  # values the sample holds
+    low, high = best_error_interval(errors)
+    assert low == errors.min() < high

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from nas.commands.options import positive
 
-HELP = "compare runs' design spaces: error EDFs and bootstrap intervals of the best error"
+HELP = ("compare runs' design spaces: error EDFs, bootstrap intervals of the best error and "
+        "of the best model's values")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,10 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    import pandas as pd
 
     from nas.commands.tables import table
     from nas.evaluate.ranking import SIGNALS
-    from nas.search.report import best_error_interval, load_run, plot_edfs
+    from nas.search.report import (
+        best_error_interval,
+        best_value_interval,
+        load_run,
+        plot_edfs,
+    )
 
     runs = [load_run(path) for path in args.runs]
     errors_of = [100 - run.complete()["accuracy"].to_numpy(float) for run in runs]
@@ -37,6 +44,20 @@ def run(args: argparse.Namespace) -> int:
                  "median error", f"share < {pooled:.2f}"), rows))
     print(f"share < {pooled:.2f}: each run's share of models below the median error of all the "
           "runs' models together")
+    trends = []
+    for run, errors in zip(runs, errors_of):
+        done = run.complete()
+        for column in (c for c in done if c.startswith("param:")):
+            values = pd.to_numeric(done[column], errors="coerce").to_numpy(float)
+            has = ~np.isnan(values)
+            if has.any():
+                low, high = best_value_interval(values[has], errors[has], args.bootstrap)
+                best = values[has][errors[has].argmin()]
+                trends.append((run.name, column.removeprefix("param:"), f"{best:.4g}",
+                               f"[{low:.4g}, {high:.4g}]"))
+    if trends:
+        print("\nthe best model's values (95%: in the best of a quarter of the models)")
+        print(table(("run", "parameter", "best model", "best of a quarter, 95%"), trends))
     if any(run.settings.sampler != "random" or run.settings.screen for run in runs):
         print("note: EDFs describe a design space only for runs sampled at random "
               "(--sampler random --screen 0)")

@@ -140,18 +140,36 @@ def edf(errors: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.sort(errors), grid, side="right") / len(errors)
 
 
-SUBSAMPLE = 0.25  # the share of a run's models each resample of the best error takes
+SUBSAMPLE = 0.25  # the share of a run's models each resample of the best takes
+
+
+def best_of_subsamples(errors: np.ndarray, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """The RegNet paper's empirical bootstrap: ``n`` times, draw SUBSAMPLE of the models with
+    replacement and keep the best (lowest error); the indices of those bests."""
+    rng = np.random.default_rng(seed)
+    size = max(1, round(SUBSAMPLE * len(errors)))
+    drawn = rng.integers(0, len(errors), (n, size))
+    return drawn[np.arange(n), errors[drawn].argmin(1)]
 
 
 def best_error_interval(errors: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% interval of the best (lowest) error among SUBSAMPLE of the models, drawn with
-    replacement ``n`` times (the RegNet paper's empirical bootstrap takes a quarter): how far
-    the best depends on the sample. Resamples of all the models would be pinned at the
+    """95% interval of the best error among SUBSAMPLE of the models (:func:`best_of_subsamples`):
+    how far the best depends on the sample. Resamples of all the models would be pinned at the
     observed best, which no resample can go below."""
-    rng = np.random.default_rng(seed)
-    size = max(1, round(SUBSAMPLE * len(errors)))
-    best = rng.choice(errors, (n, size), replace=True).min(1)
-    return float(np.percentile(best, 2.5)), float(np.percentile(best, 97.5))
+    return _interval(errors[best_of_subsamples(errors, n, seed)])
+
+
+def best_value_interval(values: np.ndarray, errors: np.ndarray, n: int = 1000, seed: int = 0
+                        ) -> tuple[float, float]:
+    """95% interval of a parameter's value in the best model of SUBSAMPLE of the models: where
+    the space's good models lie along it (the paper's trend analyses)."""
+    return _interval(values[best_of_subsamples(errors, n, seed)])
+
+
+def _interval(best: np.ndarray) -> tuple[float, float]:
+    """The central 95% of ``best``, as values it holds (a depth stays a whole number)."""
+    low, high = np.percentile(best, [2.5, 97.5], method="nearest")
+    return float(low), float(high)
 
 
 LABELLED = 30  # front points a plot labels with trial ids at most (every k-th beyond)
