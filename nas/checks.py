@@ -10,6 +10,8 @@ from typing import Any, get_type_hints
 
 from nas.errors import ConfigError, excerpt
 
+MAX_SEED = 2**31 - 1  # a run's sampler seeds count up from its seed, and NumPy's stop at 2**32
+
 
 def require(ok: bool, name: str, message: str) -> None:
     if not ok:

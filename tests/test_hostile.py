@@ -102,6 +102,8 @@ CASES = {
                                       "network too large: 1e+14 params"),
     "network too large to train": ({"c.yaml": WIDE}, "train {tmp}/c.yaml", "network too large"),
     "infinite budget, search": ({}, "search --budget 1e400 --out {tmp}/r", "finite"),
+    "a screen beyond reason": ({}, "search --screen 1000000 --out {tmp}/r",
+                               "screen: must be 0 (off) to 65,536 networks"),
     "infinite budget, sample": ({}, "sample --space regnet --budget 1e400", "finite"),
     "objective twice": ({}, "search --objectives accuracy,accuracy --out {tmp}/r",
                         "accuracy is given more than once"),
@@ -127,6 +129,8 @@ CASES = {
     "export onto an existing file": ({"r/": {}, "m.yaml": "mine\n"},
                                      "export {tmp}/r -o {tmp}/m.py",
                                      "m.yaml: already exists; give --force"),
+    "export onto its own config's name": ({"r/": {}}, "export {tmp}/r -o {tmp}/m.yaml",
+                                          "m.yaml: the py export is written to a .py file"),
     "truncated weights": ({"r/": truncated}, "export {tmp}/r --weights -o {tmp}/m.py",
                           "trial_0.pt: not a readable weights file"),
     "misshapen weights": ({"r/": misshapen}, "export {tmp}/r --weights -o {tmp}/m.py",
@@ -141,6 +145,12 @@ NEEDS_DATA = {  # cases that get past loading the data set
     "new search into a run": ({"r/": {}}, "search --out {tmp}/r", "holds a run already"),
     "resume without a journal": ({"r/": {}, "r/study.journal": None}, "search --resume {tmp}/r",
                                  "nothing to resume"),
+    "out on a folder of other files": ({"o/mine.csv": "a\n"}, "search --out {tmp}/o",
+                                       "o: holds mine.csv, not a run's"),
+    "resume from a damaged journal": ({"r/": lambda r: write(r / "study.journal", '{"a": 1}\n{"o')},
+                                      "search --resume {tmp}/r", "damaged at line 2"),
+    "resume from an empty journal": ({"r/": {}}, "search --resume {tmp}/r",
+                                     "study.journal: empty; the study cannot be resumed"),
     "nothing listens at --address": ({}, "search --address 127.0.0.1:1 --out {tmp}/r",
                                      "127.0.0.1:1: no Ray cluster answers there"),
     "more CPUs per trial than the machine has": ({}, "search --cpus-per-trial 512 --out {tmp}/r",
@@ -199,6 +209,9 @@ USAGE = {  # command line: text in the error, which names the (sub)command
     "info --num-classes -5 c.yaml": "nas info: error: argument --num-classes: must be a posit",
     "sample --space regnet -n x": "nas sample: error: argument -n: must be a positive integer",
     "analyze --bootstrap 0 r": "nas analyze: error: argument --bootstrap: must be a positive",
+    "pareto r --plot front.txt": "nas pareto: error: argument --plot: a plot is written as",
+    "search --seed -1": "nas search: error: argument --seed: must be an integer from 0 to",
+    "sample --space regnet --seed 4294967296": "nas sample: error: argument --seed: must be an",
     "frob": "nas: error: argument COMMAND: invalid choice: 'frob'",
 }
 
@@ -210,6 +223,19 @@ def test_a_usage_error_is_one_line_naming_the_command(command, capsys):
     err = capsys.readouterr().err
     assert exited.value.code == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith(USAGE[command]), err
+
+
+def test_a_folder_a_search_left_as_it_started_is_taken_by_the_next(tmp_path, capsys):
+    """A search killed as it started leaves its lock and an empty journal: neither a run to
+    resume nor one a new search may not reuse."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "lock").touch()
+    (tmp_path / "r" / "study.journal").touch()
+    assert main(["search", "--resume", str(tmp_path / "r")]) == 2
+    assert "not a run folder (no run.yaml)" in capsys.readouterr().err
+    assert main(["search", "--objectives", "accuracy,flops", "--trials", "2",
+                 "--out", str(tmp_path / "r")]) == 0
+    assert len(pd.read_csv(tmp_path / "r" / "trials.csv")) >= 2
 
 
 def test_an_alias_bomb_is_refused_before_it_grows(tmp_path):
@@ -242,6 +268,7 @@ def test_a_stale_lock_is_taken_over_and_a_held_one_names_its_owner(tmp_path):
     from nas.search.study import SearchError
 
     run = fake_run(tmp_path / "r")
+    write(run / "study.journal", '{"op_code": 0}\n')  # a study to resume
     write(run / "lock", "999999\n")  # a killed owner's pid: the kernel dropped its lock
     lock = own_run_folder(run, resume=True)
     assert (run / "lock").read_text() == f"{os.getpid()}\n"

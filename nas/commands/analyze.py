@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nas.commands.options import positive
+from nas.commands.options import plot_path, positive
 
 HELP = ("compare runs' design spaces: error EDFs, bootstrap intervals of the best error and "
         "of the best model's values")
@@ -14,7 +14,8 @@ HELP = ("compare runs' design spaces: error EDFs, bootstrap intervals of the bes
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
                    help="run folders, best made with --sampler random --screen 0")
-    p.add_argument("--plot", type=Path, help="write the error EDFs to this PNG")
+    p.add_argument("--plot", type=plot_path,
+                   help="write the error EDFs to this PNG (or .pdf, .svg)")
     p.add_argument("--bootstrap", type=positive, default=1000, help="resamples (default 1000)")
 
 

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.config import Network
-    from nas.export import load_weights, refuse_overwrite, write_export
+    from nas.export import ExportError, load_weights, refuse_overwrite, write_export
     from nas.search.report import RunError, latency_text, load_run, pick, summary
 
     run = load_run(args.run)
@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         title = (f"Trial {trial} of {run.name}, as proxy-trained ({summary(config.to_json())}: "
                  f"width x{width:g}, CIFAR stem, {NUM_CLASSES} classes)")
     output = args.output or Path(FORMATS[args.format])
+    if output.suffix != Path(FORMATS[args.format]).suffix:  # its config files go beside it
+        raise ExportError(f"{output}: the {args.format} export is written to a "
+                          f"{Path(FORMATS[args.format]).suffix} file")
     pycls = None if args.weights else _pycls(run, row, config, num_classes)
     extras = [".pt"] * (state is not None and args.format != "onnx") + [".pycls.yaml"] * bool(pycls)
     same = {output.with_suffix(".yaml"): config.to_yaml()}  # what both formats write

@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 
-from nas.commands.options import add_input_size, add_space, positive
+from nas.commands.options import add_input_size, add_space, positive, seed
 from nas.search.settings import LATENCY_BACKENDS
 
 HELP = "measure, predict and check network latency from a table of per-unit latencies"
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _space_arguments(p: argparse.ArgumentParser, n: int) -> None:
     add_space(p)
     p.add_argument("-n", type=positive, default=n, help=f"random networks (default {n})")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
 
 
 def _profile_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from nas.checks import MAX_SEED
 
 RESOLUTION, NUM_CLASSES = 224, 1000  # the deployment network's, unless told otherwise
 
@@ -16,6 +19,29 @@ def positive(text: str) -> int:
     if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, 0 to MAX_SEED."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}")
+    return value
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def plot_path(text: str) -> Path:
+    """An argparse type: a file name for a plot, in a format its suffix names."""
+    path = Path(text)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(f"a plot is written as {', '.join(PLOT_FORMATS)}; "
+                                         f"got {text!r}")
+    return path
 
 
 def add_input_size(p: argparse.ArgumentParser, defaults: bool = True) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.commands.options import plot_path
+
 HELP = "print the Pareto front of search runs and plot it"
 
 
@@ -13,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sort", default="accuracy",
                    choices=("accuracy", "latency", "flops", "params", "mac"),
                    help="objective to sort the front by (default accuracy)")
-    p.add_argument("--plot", type=Path, help="write a PNG: accuracy vs latency and vs FLOPs, "
+    p.add_argument("--plot", type=plot_path, help="write a PNG: accuracy vs latency and vs FLOPs, "
                    "every trial in grey, the fronts connected and labelled, latencies with "
                    "their table's noise")
 

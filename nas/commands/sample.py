@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from nas.commands.options import add_input_size, add_space, positive
+from nas.commands.options import add_input_size, add_space, positive, seed
 
 HELP = "draw random networks of a design space that meet a FLOPs budget and its constraints"
 
@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_space(p, "400MF, 1.6GF, 4e8")
     p.add_argument("--band", type=float, help="also a FLOPs floor of band x budget, e.g. 0.9")
     p.add_argument("-n", type=positive, default=100, help="networks to draw (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", help="CSV file, or Parquet if it ends in .parquet "
                    "(default: CSV on standard output)")
     add_input_size(p)

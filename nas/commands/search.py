@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from nas.commands.options import add_input_size
+from nas.commands.options import add_input_size, seed
 from nas.commands.train import SETTINGS, add_proxy_arguments, proxy_settings
 from nas.errors import ConfigError
 
@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "with a full one; 24 with one that proxy-trains, about 5 minutes)")
     p.add_argument("--time-budget", help="stop cleanly after this long, e.g. 30m, 1h30m, 90s "
                    "(a bare number is minutes)")
-    p.add_argument("--seed", type=int, help=f"seed of the sampler and trainings (default {d.seed})")
+    p.add_argument("--seed", type=seed,
+                   help=f"seed of the sampler and trainings (default {d.seed})")
     p.add_argument("--data", help="CIFAR-10 folder, for signals that use images (default: "
                    "$NAS_DATA, else a copy downloaded into the cache on first use)")
     p.add_argument("--latency-table", help="latency table CSV (default: results/latency/<device>"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from nas.commands.options import seed
+
 HELP = "train a network briefly on CIFAR-10 (the search's proxy) and print its accuracy"
 
 SETTINGS = (  # flag, type, help; each default is ProxySettings's
@@ -26,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true",
                    help="download CIFAR-10 into the --data folder if it is not there")
     add_proxy_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 

@@ -23,10 +23,18 @@ from nas.latency.remote import identify
 from nas.search.pareto import OBJECTIVES
 from nas.search.results import status
 from nas.search.settings import SearchSettings
-from nas.search.study import NOTHING_MEASURED, Running, Search, SearchError, count_status
+from nas.search.study import (
+    NOTHING_MEASURED,
+    Running,
+    Search,
+    SearchError,
+    check_journal,
+    count_status,
+)
 
 FAIL_FAST = 3  # trainings that all fail before a run gives up
 CONNECT_TIMEOUT = 30.0  # seconds for the cluster at --address to answer
+STARTED = ("lock", "run.yaml", "study.journal")  # what a run that stopped as it started leaves
 
 
 def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
@@ -127,15 +135,26 @@ def own_run_folder(run_dir: Path, resume: bool):
     """Make this process the run folder's one owner, by an exclusive lock on ``RUN_DIR/lock``
     held while the returned file is open; SearchError naming the owner's pid when another
     process holds it. The kernel drops a lock when its process ends, even by ``kill -9``, so
-    a killed run's lock is simply taken over. A new search may not reuse a run's folder."""
+    a killed run's lock is simply taken over. A new search may not reuse a run's folder, nor
+    one that holds other files; a resumed run's journal must be whole."""
     import fcntl
 
-    has_study = (run_dir / "study.journal").exists()
+    journal = run_dir / "study.journal"
+    left_empty = journal.exists() and journal.stat().st_size == 0 \
+        and not (run_dir / "trials.csv").exists()  # by a run stopped as it started
+    has_study = journal.exists() and not left_empty
     if resume and not has_study:
-        raise SearchError(f"{run_dir}: nothing to resume (no study.journal)")
+        raise SearchError(f"{run_dir}: nothing to resume (no study.journal with a study)")
+    if resume:
+        check_journal(journal)  # before the lock is written beside it
     if not resume and has_study:
         raise SearchError(f"{run_dir}: holds a run already; continue it with --resume "
                           f"{run_dir}, or give another --out")
+    others = sorted(p.name for p in run_dir.iterdir() if p.name not in STARTED) \
+        if run_dir.is_dir() and not resume else []
+    if others:
+        raise SearchError(f"{run_dir}: holds {others[0]}, not a run's; give a new or empty "
+                          "folder as --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = open(run_dir / "lock", "a+")
     try:
@@ -149,6 +168,8 @@ def own_run_folder(run_dir: Path, resume: bool):
     lock.truncate(0)
     lock.write(f"{os.getpid()}\n")
     lock.flush()
+    if left_empty:
+        journal.unlink()
     return lock
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.budget import parse_count
-from nas.checks import check_keys
+from nas.checks import MAX_SEED, check_keys
 from nas.errors import ConfigError, excerpt
 from nas.evaluate.ranking import DEFAULT_SIGNAL, SIGNALS
 from nas.evaluate.settings import ProxySettings
@@ -17,6 +17,7 @@ from nas.search.pareto import ALIASES
 from nas.yamlfile import load_yaml
 
 SAMPLERS = ("tpe", "nsga2", "random")
+MAX_SCREEN = 65_536  # networks in a screen's pool: 4,096 already costs a second per candidate
 LATENCY_BACKENDS = ("torch", "onnxruntime")  # nas.latency.profile.BACKENDS, named without torch
 RESUMABLE = ("trials", "time_budget", "data", "address")  # what a resumed run may change
 DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
@@ -75,8 +76,11 @@ class SearchSettings:
         if self.latency_on is not None and self.address is None:
             raise ConfigError(f"latency-on: measuring on '{self.latency_on}' needs the "
                               "cluster's --address")
-        if self.screen < 0:
-            raise ConfigError(f"screen: must be 0 (off) or more, got {self.screen}")
+        if not 0 <= self.screen <= MAX_SCREEN:
+            raise ConfigError(f"screen: must be 0 (off) to {MAX_SCREEN:,} networks, got "
+                              f"{self.screen}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed: must be 0 to {MAX_SEED}, got {self.seed}")
         for name in ("trials", "resolution", "num_classes", "cpus_per_trial"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')}: must be positive, "

@@ -8,6 +8,7 @@ trial, and the tables of the run folder are rewritten from the study as trials e
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -233,6 +234,22 @@ def measured_attrs(result: dict[str, Any], wall: float) -> dict[str, Any]:
                      proxy_flops=result["flops"])
     spent = attrs.get("train_seconds", 0.0) + attrs.get("score_seconds", 0.0)
     return {**attrs, "overhead_seconds": wall - spent}
+
+
+def check_journal(path: Path) -> None:
+    """SearchError naming the first line of Optuna's journal that is not a JSON record (a disk
+    that filled up, a file edited by hand), before anything is appended to it."""
+    if path.stat().st_size == 0:
+        raise SearchError(f"{path}: empty; the study cannot be resumed from it")
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise SearchError(f"{path}: damaged at line {number} (not a record of Optuna's "
+                                  "journal); the study cannot be resumed from it")
 
 
 def count_status(study: optuna.Study, *statuses: str) -> int:
