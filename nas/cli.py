@@ -4,15 +4,18 @@ Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> i
 heavy imports inside ``run`` so that ``nas --help`` stays fast. Errors the user can fix
 (:class:`nas.errors.NasError`), failures of the file system (``OSError``: permissions, a
 directory where a file is expected, a full disk) and usage errors are printed as one line with
-exit code 2, never a traceback. SIGTERM stops a command as Ctrl-C does: one line, exit code 130.
+exit code 2, never a traceback; warnings as one line each. SIGTERM stops a command as Ctrl-C
+does: one line, exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import signal
 import sys
+import warnings
 
 from nas.errors import NasError, interrupt_on_signal
 
@@ -40,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
-        return modules[args.command].run(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            return modules[args.command].run(args) or 0
     except NasError as e:
         print(f"nas {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -53,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nas {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(command: str, message, *_args, **_kwargs) -> None:
+    """A warning as one line naming the command, without Python's file and line."""
+    print(f"nas {command}: warning: {message}", file=sys.stderr)
 
 
 def _os_error(e: OSError) -> str:

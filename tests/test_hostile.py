@@ -82,6 +82,9 @@ def space(alias: bool) -> str:
 WIDE = "stages:\n  - {block: resnext, depth: 1, width: 10000000}\n"
 
 # name: (files to create in tmp_path, command line with {tmp} for tmp_path, text in the error)
+OTHER_DEVICE = ("# fingerprint: another machine\n"
+                "key,batch,dtype,memory_format,mean_ms,median_ms,iqr_ms,repeats,probe_ms,"
+                "measured_at\n")
 CASES = {
     "alias bomb in stages": ({"c.yaml": BOMB + "stages: *h\n"}, "info {tmp}/c.yaml", "aliases"),
     "alias in a space's parameter": ({"s.yaml": space(alias=True)},
@@ -104,6 +107,12 @@ CASES = {
     "infinite budget, search": ({}, "search --budget 1e400 --out {tmp}/r", "finite"),
     "a screen beyond reason": ({}, "search --screen 1000000 --out {tmp}/r",
                                "screen: must be 0 (off) to 65,536 networks"),
+    "a latency table that is not one": ({"t.csv": "hello"},
+                                        "search --latency-table {tmp}/t.csv --out {tmp}/r",
+                                        "t.csv: not a latency table"),
+    "another device's latency table": ({"t.csv": OTHER_DEVICE},
+                                       "search --latency-table {tmp}/t.csv --out {tmp}/r",
+                                       "t.csv was measured on 'another machine', this search"),
     "infinite budget, sample": ({}, "sample --space regnet --budget 1e400", "finite"),
     "objective twice": ({}, "search --objectives accuracy,accuracy --out {tmp}/r",
                         "accuracy is given more than once"),

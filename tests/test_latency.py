@@ -617,3 +617,11 @@ def test_a_table_measured_on_a_ray_node_is_that_nodes_and_a_search_uses_it(
                           (["--on", "phone", "--address", address], "advertises the resource")):
         assert main(["latency", "build", *SPACE, "--latency-table", str(path), *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_measuring_process_that_dies_is_one_error_and_the_next_forks_anew():
+    from nas.latency.timing import MeasurementDied, Timing, in_own_process
+
+    with pytest.raises(MeasurementDied, match="ended abruptly"):
+        in_own_process(Timing(), os._exit, 9)  # as a kill -9 or the OOM killer would end it
+    assert in_own_process(Timing(), abs, -3) == 3

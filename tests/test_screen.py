@@ -326,3 +326,29 @@ def test_an_analytic_search_is_screened_and_starts_no_ray(tmp_path, capsys):
     assert by_id.loc[named["best accuracy"], "accuracy"] == complete["accuracy"].max()
     assert by_id.loc[named["best flops"], "flops"] == complete["flops"].min()
     assert "knee" in named and f"nas export {run} --pick knee" in out
+
+
+def test_a_candidate_whose_measurement_died_is_failed_and_the_search_goes_on(tmp_path,
+                                                                              monkeypatch):
+    import nas.latency
+    from nas.latency.timing import MeasurementDied
+    from nas.search.settings import SearchSettings
+    from nas.search.study import Search
+
+    fill, calls = nas.latency.fill, []
+
+    def dies_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MeasurementDied("the process measuring latency ended abruptly")
+        return fill(*args, **kwargs)
+
+    monkeypatch.setattr(nas.latency, "fill", dies_once)
+    settings = SearchSettings(trials=4, latency_table=str(tmp_path / "t.csv"))
+    search = Search(settings, tmp_path / "run")
+    search.open_study()
+    trial = search.propose()
+    first = search.study.trials[0]
+    assert first.state.name == "FAIL" and first.user_attrs["status"] == "failed"
+    assert "ended abruptly" in first.user_attrs["error"]
+    assert trial.number == 1 and trial.user_attrs["status"] == "running"

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 
 from nas.commands.options import add_input_size, add_space, positive, seed
 from nas.search.settings import LATENCY_BACKENDS
@@ -67,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     profile = latency.Profile(args.device, args.threads, args.batch, args.dtype,
                               args.memory_format, args.backend, args.on)
     timing = latency.Timing(min_run_time=args.min_run_time)
-    with warnings.catch_warnings(), _measuring_on(args):
-        warnings.showwarning = _show_warning
+    with _measuring_on(args):
         table = latency.Table(args.latency_table or profile.default_path(), profile)
         return ACTIONS[args.action](args, table, timing)
 
@@ -80,10 +78,6 @@ def _measuring_on(args: argparse.Namespace):
     from nas.latency.remote import connected
 
     return nullcontext() if args.on is None else connected(args.address, args.on)
-
-
-def _show_warning(message, category, *_args, **_kwargs) -> None:
-    print(f"nas latency: warning: {message}", file=sys.stderr)
 
 
 def _build(args: argparse.Namespace, table, timing) -> int:

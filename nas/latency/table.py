@@ -286,6 +286,8 @@ class Table:
             return
         complete = data[:data.rfind(b"\n") + 1]  # a torn last line waits for its end
         lines = complete.decode("utf-8", errors="replace").splitlines()
+        if self._offset == 0 and data and not lines:  # the header is written whole, at once
+            self._read_header(data.decode("utf-8", errors="replace").splitlines())
         if self._offset == 0 and lines:
             lines = self._read_header(lines)
         self._offset += len(complete)

@@ -12,6 +12,7 @@ import statistics
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from torch import nn
 from torch.utils.benchmark import Timer
 
 from nas.config import Network
-from nas.latency.profile import DTYPES, MEMORY_FORMATS, Profile, SpeedWarning
+from nas.latency.profile import DTYPES, MEMORY_FORMATS, LatencyError, Profile, SpeedWarning
 from nas.latency.table import Entry, Key, placed_units
 from nas.network import build
 
@@ -191,11 +192,22 @@ def network_at_speed(config: Network, profile: Profile, timing: Timing, resoluti
     return timed, (before + probe(profile, timing)) / 2
 
 
+class MeasurementDied(LatencyError):
+    """The process measuring a network ended before it answered (killed, or out of memory)."""
+
+
 def in_own_process(timing: Timing, function: Callable, *args):
-    """``function(*args)``, in a process forked for it alone when ``timing.fresh_process``."""
+    """``function(*args)``, in a process forked for it alone when ``timing.fresh_process``;
+    MeasurementDied if that process dies (the next call forks from a new server)."""
     if not timing.fresh_process:
         return function(*args)
-    return _fresh_processes().submit(function, *args).result()
+    try:
+        return _fresh_processes().submit(function, *args).result()
+    except BrokenProcessPool:
+        _fresh_processes().shutdown(wait=False)
+        _fresh_processes.cache_clear()
+        raise MeasurementDied("the process measuring latency ended abruptly (killed, or out "
+                              "of memory)") from None
 
 
 @functools.cache

@@ -127,6 +127,9 @@ class Search:
             if record["status"] == "running":
                 trial.set_user_attr("propose_seconds", time.time() - start)
                 return trial
+            if record["status"] == "failed":  # its measurement died; the next one starts anew
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
             self.study.tell(trial, [0.0 if OBJECTIVES[c] else record.get(c, math.inf)
                                     for c in self.settings.columns])
         raise SearchError(f"{MAX_REJECTED} candidates in a row were over the limits "
@@ -166,9 +169,13 @@ class Search:
             return {**record, "status": "infeasible", "error": "; ".join(violations)}
         if self.table is not None:
             from nas.latency import Timing, fill, predict
+            from nas.latency.timing import MeasurementDied
 
-            record["latency_measured"] = fill(self.table, [net], Timing(), s.resolution,
-                                              s.num_classes)
+            try:
+                record["latency_measured"] = fill(self.table, [net], Timing(), s.resolution,
+                                                  s.num_classes)
+            except MeasurementDied as e:
+                return {**record, "status": "failed", "error": str(e)}
             prediction = predict(net, self.table, s.resolution, s.num_classes)
             record["latency_ms"] = prediction.total_ms
             record["latency_noise"] = self.table.sum_noise(
@@ -298,7 +305,18 @@ def _with_limits(constraints: Constraints, limits: dict[str, float]) -> Constrai
 
 
 def _latency_table(s: SearchSettings):
-    from nas.latency import Profile, Table
+    """The run's latency table; LatencyError if it is not one, or holds another device's
+    entries (which this device's would mix with, and whose latencies are not this one's)."""
+    import warnings
+
+    from nas.latency import LatencyError, Profile, Table, TableWarning
 
     profile = Profile(backend=s.latency_backend, node=s.latency_on)
-    return Table(s.latency_table or profile.default_path(), profile)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".* was measured on", TableWarning)  # refused below
+        table = Table(s.latency_table or profile.default_path(), profile)
+    if table.measured_on not in (None, profile.fingerprint()):
+        raise LatencyError(f"{table.path} was measured on '{table.measured_on}', this search "
+                           f"is for '{profile.fingerprint()}'; give a table of this device "
+                           "(--latency-table)")
+    return table
