@@ -36,10 +36,8 @@ from torch import nn
 from nas.config import Network
 from nas.errors import ConfigError
 from nas.evaluate.data import Cifar10, batches, stratified_split, to_tensor
-from nas.evaluate.settings import ProxySettings
+from nas.evaluate.settings import NUM_CLASSES, ProxySettings
 from nas.network import build, complexity
-
-NUM_CLASSES = 10
 
 
 @dataclass

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import ConfigError
+
+NUM_CLASSES = 10  # CIFAR-10's, which the proxy trains on
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,13 @@ class ProxySettings:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "train_images", "val_images", "batch_size", "width_mult", "lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}: must be positive and finite, got "
+                                  f"{getattr(self, name)}")
+        for name in ("train_images", "val_images"):  # split evenly among the classes
+            if getattr(self, name) < NUM_CLASSES:
+                raise ConfigError(f"{name}: must be at least {NUM_CLASSES}, one per CIFAR-10 "
+                                  f"class, got {getattr(self, name)}")
         if self.batch_size > self.train_images:
             raise ConfigError(f"batch_size: must be at most train_images ({self.train_images}), "
                               f"got {self.batch_size}")

@@ -21,7 +21,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError, NasError, excerpt
-from nas.evaluate.data import load
+from nas.evaluate.data import load, stratified_split
 from nas.evaluate.ranking import SIGNALS, features
 from nas.evaluate.zero_cost import SCORES
 from nas.network import complexity
@@ -64,7 +64,9 @@ class Search:
             self.limits)
         next(self.space.feasible(s.seed, self.constraints))  # Infeasible, quickly, if nothing fits
         if SIGNALS[s.signal].needs_measurement:
-            load(s.data)  # a missing or corrupt data set fails here, before Ray starts
+            data = load(s.data)  # a missing or corrupt data set fails here, before Ray starts
+            stratified_split(data.train_labels, s.proxy.train_images, s.proxy.val_images,
+                             s.proxy.split_seed)  # and a split it cannot give
         self.table = _latency_table(s) if s.uses_latency() else None
 
     # --- the study ------------------------------------------------------------------------
