@@ -352,3 +352,12 @@ def test_a_candidate_whose_measurement_died_is_failed_and_the_search_goes_on(tmp
     assert first.state.name == "FAIL" and first.user_attrs["status"] == "failed"
     assert "ended abruptly" in first.user_attrs["error"]
     assert trial.number == 1 and trial.user_attrs["status"] == "running"
+
+
+def test_a_run_whose_candidates_were_all_over_a_limit_says_to_loosen_it(tmp_path, capsys):
+    assert main(["search", "--latency-budget", "0.001ms", "--time-budget", "8s",
+                 "--latency-table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "infeasible); trials.csv says why" in out
+    assert "every candidate was over a limit: loosen the limits" in out
+    assert "give it more time" not in out

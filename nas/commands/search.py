@@ -127,7 +127,9 @@ def _closing(run_dir: Path) -> list[str]:
             line = (f"no candidate was scored ({len(run.trials)} proposed: "
                     + ", ".join(f"{n} {s}" for s, n in statuses.items())
                     + "); trials.csv says why (status, error)")
-        if run.settings.time_budget:
+        if set(statuses.index) == {"infeasible"}:
+            line += "; every candidate was over a limit: loosen the limits"
+        elif run.settings.time_budget and (run.trials.empty or "stopped" in statuses):
             line += (f"; give it more time: python search.py --resume {run_dir} "
                      "--time-budget DURATION")
         return [line]
