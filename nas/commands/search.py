@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 def _closing(run_dir: Path) -> list[str]:
     """What the run found: the front's size, its best network in each objective and its knee,
     and the commands that show and export them."""
-    from nas.search.report import RunError, load_run, pick, summary
+    from nas.search.report import RunError, load_run, objective_text, pick, summary
 
     run = load_run(run_dir)
     try:
@@ -143,7 +143,7 @@ def _closing(run_dir: Path) -> list[str]:
             row = pick(run, by=by)
         except RunError:  # an objective no scored trial has a value of
             continue
-        values = ", ".join(f"{o} {row[o]:.4g}" for o in run.objectives)
+        values = ", ".join(f"{o} {objective_text(o, row[o])}" for o in run.objectives)
         lines.append(f"  {label:<14} trial {int(row['trial_id']):<5} {values}  "
                      f"{summary(row['config'])}")
     lines.append(f"next: nas pareto {run_dir} --plot front.png; "

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas.budget import count_text
 from nas.errors import NasError
 from nas.search.pareto import OBJECTIVES, hypervolume, pareto_mask
-from nas.search.report import Run, edf, latency_text, summary
+from nas.search.report import Run, edf, latency_text, objective_text, summary
 
 LABELS = {"accuracy": "accuracy signal (%)", "latency_ms": "predicted latency (ms)",
           "flops": "FLOPs", "params": "params", "mac": "MAC"}
@@ -58,10 +57,7 @@ def _hover(rows: pd.DataFrame, objectives: list[str]) -> list[str]:
 def _value(column: str, row: pd.Series) -> str:
     if column == "latency_ms":
         return latency_text(row)  # with the noise its table states
-    value = row[column]
-    if pd.isna(value):
-        return "-"
-    return f"{value:.4g}" if column == "accuracy" else count_text(value)
+    return objective_text(column, row[column])
 
 
 def _fronts(go, runs: list[Run]):

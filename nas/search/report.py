@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas.budget import flops_text
+from nas.budget import count_text, flops_text
 from nas.errors import NasError
 from nas.search.pareto import ALIASES, OBJECTIVES, pareto_mask
 from nas.search.settings import SearchSettings
@@ -121,6 +121,13 @@ def latency_text(row: pd.Series, unit: str = "") -> str:
         return "-"
     known = noise is not None and not pd.isna(noise)
     return f"{ms:.2f}{unit}" + (f" ±{100 * noise:.0f}%" if known else "")
+
+
+def objective_text(column: str, value: float) -> str:
+    """An objective's value as tables print it: ``95.81`` (accuracy), ``3.21`` (ms), ``2.077M``."""
+    if pd.isna(value):
+        return "-"
+    return f"{value:.2f}" if column in ("accuracy", "latency_ms") else count_text(value)
 
 
 def summary(config_json: str) -> str:

@@ -21,6 +21,7 @@ from nas.errors import interrupt_on_signal
 from nas.evaluate.ranking import SIGNALS
 from nas.latency.remote import identify
 from nas.search.pareto import OBJECTIVES
+from nas.search.report import objective_text
 from nas.search.results import status
 from nas.search.settings import SearchSettings
 from nas.search.study import (
@@ -261,7 +262,7 @@ class Progress:
                       if status(t) == "complete" and column in t.user_attrs]
             if scored:
                 value, number = (max if OBJECTIVES[column] else min)(scored)
-                best.append(f"{column} {value:.4g} (#{number})")
+                best.append(f"{column} {objective_text(column, value)} (#{number})")
         left = (f", {tqdm.format_interval(max(0, self.deadline - time.time()))} of the time "
                 "budget left" if self.deadline < math.inf else "")
         self.bar.n = done
