@@ -13,6 +13,7 @@ The generators take values of the right types (a space's draws are); :func:`from
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
@@ -58,8 +59,10 @@ def regnet_stages(d: int, w0: int, wa: float, wm: float) -> list[tuple[int, int]
     require(_is_int(d) and d >= 1, "d", f"must be a positive integer, got {excerpt(d)}")
     require(_is_int(w0) and w0 > 0 and w0 % QUANTUM == 0, "w0",
             f"must be a positive multiple of {QUANTUM}, got {excerpt(w0)}")
-    require(_is_real(wa) and wa >= 0, "wa", f"must be a number >= 0, got {excerpt(wa)}")
-    require(_is_real(wm) and wm > 1, "wm", f"must be a number > 1, got {excerpt(wm)}")
+    require(_is_real(wa) and 0 <= wa < math.inf, "wa",
+            f"must be a finite number >= 0, got {excerpt(wa)}")
+    require(_is_real(wm) and 1 < wm < math.inf, "wm",
+            f"must be a finite number > 1, got {excerpt(wm)}")
     return stage_runs(regnet_widths(d, w0, wa, wm)[0])
 
 

@@ -31,8 +31,8 @@ def parse_yaml(text: str | bytes, source: str = "YAML") -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{source}: malformed YAML{where}: {getattr(e, 'problem', e)}") \
-            from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]  # e.g. ReaderError's
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
     except ValueError as e:  # an integer of more digits than Python converts

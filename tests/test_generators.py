@@ -131,8 +131,10 @@ def test_anynet_takes_free_stages_with_stride_2_by_default():
 @pytest.mark.parametrize("spec, message", [
     (dict(d=0, w0=24, wa=24.0, wm=2.5, group_w=8), "d: must be a positive integer"),
     (dict(d=10, w0=20, wa=24.0, wm=2.5, group_w=8), "w0: must be a positive multiple of 8"),
-    (dict(d=10, w0=24, wa=-1.0, wm=2.5, group_w=8), "wa: must be a number >= 0"),
-    (dict(d=10, w0=24, wa=24.0, wm=1.0, group_w=8), "wm: must be a number > 1"),
+    (dict(d=10, w0=24, wa=-1.0, wm=2.5, group_w=8), "wa: must be a finite number >= 0"),
+    (dict(d=10, w0=24, wa=float("inf"), wm=2.5, group_w=8), "wa: must be a finite number >= 0"),
+    (dict(d=10, w0=24, wa=24.0, wm=1.0, group_w=8), "wm: must be a finite number > 1"),
+    (dict(d=10, w0=24, wa=24.0, wm=float("nan"), group_w=8), "wm: must be a finite number > 1"),
     (dict(d=10, w0=24, wa=24.0, wm=2.5), "group_w: missing"),
     (dict(d=10, w0=24, wa=24.0, group_w=8), "missing a required argument: 'wm'"),
     (dict(d=10, w0=24, wa=24.0, wm=2.5, group_w=8, se="x"), "regnet.se: expected float"),

@@ -98,6 +98,8 @@ CASES = {
                           "info {tmp}/c.yaml", "malformed YAML"),
     "malformed YAML": ({"c.yaml": "stages: [{block: resnext\n"}, "info {tmp}/c.yaml",
                        "malformed YAML"),
+    "binary YAML": ({"c.yaml": "stages: \x00\x01"}, "info {tmp}/c.yaml",
+                    "c.yaml: malformed YAML: unacceptable character"),
     "missing file": ({}, "info {tmp}/none.yaml", "no such file"),
     "a directory as config": ({"d/x": ""}, "info {tmp}/d", "d: Is a directory"),
     "network too large for latency": ({"c.yaml": WIDE},
