@@ -30,6 +30,7 @@ from nas.latency import (
     placed_units,
     predict,
 )
+from nas.latency.profile import OtherDeviceWarning
 from nas.latency.table import NOISE_SESSIONS, SESSION_CORRELATION, parse_row
 from nas.network import build
 
@@ -415,7 +416,7 @@ def test_a_file_that_is_no_table_is_a_clear_error_and_left_alone(tmp_path, capsy
 def test_a_table_from_another_fingerprint_warns_and_takes_no_entries(tmp_path):
     path = tmp_path / "t.csv"
     Table(path, Profile()).add([_entry(0)])
-    with pytest.warns(TableWarning, match="threads=1.*threads=2"):
+    with pytest.warns(OtherDeviceWarning, match="threads=1.*threads=2"):
         table = Table(path, Profile(threads=2))
     assert table.get(_entry(0).key) == _entry(0)
     before = path.read_text()

@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
         title = (f"Trial {trial} of {run.name}, as proxy-trained ({summary(config.to_json())}: "
                  f"width x{width:g}, CIFAR stem, {NUM_CLASSES} classes)")
     output = args.output or Path(FORMATS[args.format])
-    if output.suffix != Path(FORMATS[args.format]).suffix:  # its config files go beside it
-        raise ExportError(f"{output}: the {args.format} export is written to a "
-                          f"{Path(FORMATS[args.format]).suffix} file")
+    suffix = Path(FORMATS[args.format]).suffix
+    if output.suffix != suffix:  # its config files go beside it, named by the suffix
+        raise ExportError(f"{output}: the {args.format} export is written to a {suffix} file")
     pycls = None if args.weights else _pycls(run, row, config, num_classes)
     extras = [".pt"] * (state is not None and args.format != "onnx") + [".pycls.yaml"] * bool(pycls)
     same = {output.with_suffix(".yaml"): config.to_yaml()}  # what both formats write

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from nas.checks import MAX_SEED
@@ -12,23 +13,21 @@ RESOLUTION, NUM_CLASSES = 224, 1000  # the deployment network's, unless told oth
 
 def positive(text: str) -> int:
     """An argparse type: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+    return _integer(text, 1, math.inf, "a positive integer")
 
 
 def seed(text: str) -> int:
     """An argparse type: a seed, 0 to MAX_SEED."""
+    return _integer(text, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED}")
+
+
+def _integer(text: str, low: int, high: float, wanted: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}")
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
     return value
 
 

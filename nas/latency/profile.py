@@ -28,6 +28,10 @@ class TableWarning(UserWarning):
     """A table measured on another device, or with rows that had to be skipped."""
 
 
+class OtherDeviceWarning(TableWarning):
+    """A table measured on another device than the profile's."""
+
+
 class SpeedWarning(UserWarning):
     """The machine's speed varied more than the probe correction handles."""
 

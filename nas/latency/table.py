@@ -21,7 +21,14 @@ from typing import Any
 from nas.blocks.base import Unit
 from nas.config import Network
 from nas.cost.complexity import Cx
-from nas.latency.profile import DTYPES, MEMORY_FORMATS, LatencyError, Profile, TableWarning
+from nas.latency.profile import (
+    DTYPES,
+    MEMORY_FORMATS,
+    LatencyError,
+    OtherDeviceWarning,
+    Profile,
+    TableWarning,
+)
 from nas.network import Part, layout, parts
 
 COLUMNS = ("key", "batch", "dtype", "memory_format", "mean_ms", "median_ms", "iqr_ms", "repeats",
@@ -308,7 +315,7 @@ class Table:
         if fingerprint != self.profile.fingerprint():
             warnings.warn(f"{self.path} was measured on '{fingerprint}', this is "
                           f"'{self.profile.fingerprint()}': its entries may not hold here",
-                          TableWarning, stacklevel=3)
+                          OtherDeviceWarning, stacklevel=3)
         return lines[1:]
 
     def _read_rows(self, lines: list[str]) -> None:

@@ -311,11 +311,12 @@ def _latency_table(s: SearchSettings):
     entries (which this device's would mix with, and whose latencies are not this one's)."""
     import warnings
 
-    from nas.latency import LatencyError, Profile, Table, TableWarning
+    from nas.latency import LatencyError, Profile, Table
+    from nas.latency.profile import OtherDeviceWarning
 
     profile = Profile(backend=s.latency_backend, node=s.latency_on)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".* was measured on", TableWarning)  # refused below
+        warnings.simplefilter("ignore", OtherDeviceWarning)  # refused below, in one line
         table = Table(s.latency_table or profile.default_path(), profile)
     if table.measured_on not in (None, profile.fingerprint()):
         raise LatencyError(f"{table.path} was measured on '{table.measured_on}', this search "
