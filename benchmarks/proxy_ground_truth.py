@@ -1,11 +1,20 @@
 """Fidelity against full training: how well each accuracy signal ranks networks whose fully
 trained errors are published (``../shared/ground_truth``, or ``NAS_GROUND_TRUTH``).
 
-Two sets. ``cifar10``: 29 CIFAR-10 networks (ResNeXt-20/29/56/272, ResNet/SE-ResNet-542,
+Five sets. ``cifar10``: 29 CIFAR-10 networks (ResNeXt-20/29/56/272, ResNet/SE-ResNet-542,
 ResNet-1001, DenseNet-BC) with their published errors. ``imagenet_regnet``: RegNetX/Y from
 200MF to 1.6GF with pycls's ImageNet errors, the case the product exists for (a CIFAR-10 proxy
 choosing ImageNet-scale networks); each is measured through its CIFAR-10 proxy network, as the
-search measures a candidate.
+search measures a candidate. ``cifar10_extra`` (``benchmarks/ground_truth``): 33 more CIFAR-10
+networks of the same source (ResNet, PreResNet and their SE variants from 20 to 1,202 layers,
+DenseNet with and without BC, Wide ResNet, ResNeXt-29), added after every ranking model was
+fitted, so held out whole; ``cifar10_with_extra`` ranks them together with ``cifar10``'s
+held-out part. ``imagenet_pycls`` (``benchmarks/ground_truth``): 20 more ImageNet networks of
+pycls's recipe, RegNetX/Y from 3.2GF to 32GF and ResNet/ResNeXt-50/101/152, added at the same
+time; ``imagenet_with_pycls`` ranks them together with ``imagenet_regnet``, and
+``imagenet_regnets`` the RegNets of both (12 pairs of RegNetY and RegNetX of equal FLOPs). A
+fifth, ``regnet_400mf``, holds the 16 RegNets of ``benchmarks/proxy_fidelity.py`` within 400MF,
+judged by its longer full-width training.
 
 Signals, each oriented so that higher means more accurate:
 - ``flops``, ``params``: analytic counts of the network as it is fully trained (free);
@@ -19,20 +28,26 @@ Signals, each oriented so that higher means more accurate:
 
 Held out: ``cifar10``'s networks are split in FLOPs order, every other one to the tuning part
 (the first, third, ...), the rest held out; every figure reported for ``cifar10`` is on the
-held-out part, and ``imagenet_regnet`` is held out whole. The proxy trainings cost minutes per
-network for the deep CIFAR-10 networks, so ``proxy``, ``proxy_loss``, ``sotl`` and the rankings
-using them are measured on ``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and
-params' tau on the same networks beside it. Intervals are bootstrap 95% percentiles over the
-networks; ``minus_same_networks_ci`` is the interval of a signal's tau minus FLOPs' (params')
-on the same resamples. ``pick_within_budget`` is what a user gets from the signal: under each
-FLOPs budget (each network's own FLOPs), whether the network it ranks first is the best there
-by published error, and the mean excess error of its pick (``pick_same_networks``: FLOPs' and
-params' picks). ``cifar10_both_halves`` holds each half out in turn: every network scored by
-the ranking model fitted on the other half, all ranked together (a raw signal: all networks).
-``--fidelity NAME ...`` trains the alternative proxies of
-``FIDELITIES`` as well, ``--sets imagenet_regnet`` trains the networks of that set only, and
-``--second-seed`` trains each ImageNet RegNet with a second seed (``fidelity_seeds``: tau by
-each seed and by their mean).
+held-out part, and the other sets are held out whole. ``noise_ceiling`` is the tau a perfect
+predictor of the expected error would reach on each CIFAR-10 part, given the run-to-run noise of
+the published errors. The proxy trainings cost minutes per network for the deep CIFAR-10
+networks, so ``proxy``, ``proxy_loss``, ``sotl`` and the rankings using them are measured on
+``TRAINED`` (the networks up to 900MF); each result lists FLOPs' and params' tau on the same
+networks beside it. Intervals are bootstrap 95% percentiles over the networks;
+``minus_same_networks_ci`` is the interval of a signal's tau minus FLOPs' (params') on the same
+resamples. ``pick_within_budget`` is what a user gets from the signal: under each FLOPs budget
+(each network's own FLOPs), whether the network it ranks first is the best there by published
+error, and the mean excess error of its pick (``pick_same_networks``: FLOPs' and params' picks).
+``cifar10_both_halves`` holds each half of ``cifar10`` out in turn: every network scored by the
+ranking model fitted on the other half, all ranked together (a raw signal: all networks).
+``cifar10_refit_with_extra`` fits each ranking model afresh on every other network of both
+CIFAR-10 sets in FLOPs order and reports it on the rest (``refit_split``; a raw signal: the same
+rest). ``--fidelity NAME ...`` trains the alternative proxies of ``FIDELITIES`` as well,
+``--sets imagenet_regnet`` trains the networks of that set only (``cifar10``: of ``TRAINED``;
+``imagenet_pycls`` is not trained: by the 1.6GF networks' 50 s, a 32GF network's proxy would
+take a quarter of an hour), and ``--second-seed`` trains each network of ``imagenet_regnet``
+with a second seed (``fidelity_seeds``: tau by each seed and by their mean). The zero-cost
+scores are measured for every network of every set.
 
 Every measurement is appended to ``proxy_ground_truth_runs.csv`` as it ends (a cut run resumes);
 the summary is ``proxy_ground_truth.json`` and the per-network table ``proxy_ground_truth.csv``.
@@ -68,6 +83,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "proxy_ground_truth_runs.csv"
 TRUTH = Path(os.environ.get("NAS_GROUND_TRUTH", ROOT.parent / "shared" / "ground_truth"))
+EXTRA = ROOT / "benchmarks" / "ground_truth"  # cifar10_extra: see its README
 PROXY = proxy.ProxySettings(threads=1)
 FIDELITIES = {  # alternative proxies: name -> changed settings
     "proxy": {},  # the search's: width 0.25, 4 epochs on 5,000 images
@@ -81,7 +97,13 @@ NOISE = ("RegNetX-400MF", "RegNetY-400MF", "RegNetX-800MF", "resnext20_32x2d")  
 FIELDS = ("set", "model", "measure", "seed", "status", "reason", "seconds", *zero_cost.SCORES,
           "top1", "loss", "sotl")
 BOOTSTRAP = 2000
-SETS = ("cifar10", "imagenet_regnet", "regnet_400mf")
+RUN_NOISE = 0.15  # points of top-1 error between two full trainings (the ground truth's README)
+SETS = ("cifar10", "imagenet_regnet", "regnet_400mf", "cifar10_extra", "imagenet_pycls")
+COMBINED = {  # parts of several sets, held out and ranked together: name -> which rows
+    "cifar10_with_extra": lambda r: r["set"] in ("cifar10", "cifar10_extra"),
+    "imagenet_with_pycls": lambda r: r["set"] in ("imagenet_regnet", "imagenet_pycls"),
+    "imagenet_regnets": lambda r: r["set"].startswith("imagenet") and "RegNet" in r["model"]}
+PARTS = (*SETS, *COMBINED)  # every set's held-out part, and the combinations
 POOL_PROXY: dict[str, tuple[float, float]] = {}  # regnet_400mf: proxy top-1 and seconds, as run
 
 
@@ -100,11 +122,15 @@ class Truth:
 
 def ground_truth() -> list[Truth]:
     nets = []
-    with open(TRUTH / "cifar10.csv") as f:
-        for r in csv.DictReader(f):
-            net = load_network(TRUTH / r["config"])
-            nets.append(Truth("cifar10", r["model"], float(r["top1_error"]), net,
-                              complexity(net, 32, 10).totals()))
+    for name, folder, resolution, classes in (("cifar10", TRUTH, 32, 10),
+                                              ("cifar10_extra", EXTRA, 32, 10),
+                                              ("imagenet_pycls", EXTRA, 224, 1000)):
+        with open(folder / f"{name}.csv") as f:
+            for r in csv.DictReader(f):
+                net = load_network(folder / r["config"])
+                cx = complexity(net, resolution, classes)
+                assert (cx.flops, cx.params) == (int(r["flops"]), int(r["params"])), r["model"]
+                nets.append(Truth(name, r["model"], float(r["top1_error"]), net, cx.totals()))
     with open(TRUTH / "imagenet_regnet.csv") as f:
         for r in csv.DictReader(f):
             spec = {"generator": "regnet", "d": int(r["d"]), "w0": int(r["w0"]),
@@ -130,6 +156,12 @@ def tuning(nets: list[Truth]) -> set[str]:
     """Every other cifar10 network in FLOPs order, starting with the first."""
     ordered = sorted((t for t in nets if t.set == "cifar10"), key=lambda t: t.flops)
     return {t.model for t in ordered[::2]}
+
+
+def held_out(rows: list[dict], part: str, tune: set[str]) -> list[dict]:
+    """The rows of a part (``PARTS``) that no ranking model was fitted on."""
+    member = COMBINED.get(part, lambda r: r["set"] == part)
+    return [r for r in rows if member(r) and r["model"] not in tune]
 
 
 def trained(t: Truth) -> bool:
@@ -300,11 +332,12 @@ def scored(rows: list[dict], values: list[float], seconds: float) -> dict:
               "pick_within_budget": picks([r for r, _ in have], list(guess)),
               "pick_same_networks": {c: picks([r for r, _ in have], [r[c] for r, _ in have])
                                      for c in ("flops", "params")}}
-    if rows[0]["set"] == "imagenet_regnet":
+    if any("RegNetY" in r["model"] for r, _ in have):
         by_model = {r["model"]: v for r, v in have}
-        pairs = [(y, y.replace("RegNetY", "RegNetX")) for y in by_model if "RegNetY" in y]
-        result["y_over_x_pairs"] = sum(by_model[y] > by_model[x] for y, x in pairs
-                                       if x in by_model)
+        pairs = [(y, x) for y in by_model if "RegNetY" in y
+                 and (x := y.replace("RegNetY", "RegNetX")) in by_model]
+        result["y_over_x_pairs"] = sum(by_model[y] > by_model[x] for y, x in pairs)
+        result["pairs_of_equal_flops"] = len(pairs)
     return result
 
 
@@ -337,6 +370,42 @@ def both_halves(rows: list[dict], tune: set[str], features: tuple[str, ...]) -> 
         values.update({r["model"]: model.score(ranking.features(r, features)) for r in held})
     cost = sum(mean_seconds(part, c) for c in cost_columns(features))
     return scored(part, [values[r["model"]] for r in part], cost)
+
+
+def noise_ceiling(rows: list[dict], draws: int = 500) -> float:
+    """The median Kendall tau that a perfect predictor of each network's expected error would
+    reach against errors published from one training run each, with ``RUN_NOISE`` between
+    runs: how far any signal could go on these networks."""
+    errors = np.array([r["top1_error"] for r in rows])
+    rng = np.random.default_rng(0)
+    return round(float(np.median([kendall(errors, errors + rng.normal(0, RUN_NOISE, len(errors)))
+                                  for _ in range(draws)])), 3)
+
+
+def refit_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The CIFAR-10 networks of both sets in FLOPs order (then by name): every other one, the
+    first, third, ..., to fit on, the rest held out."""
+    ordered = sorted((r for r in rows if r["set"] in ("cifar10", "cifar10_extra")),
+                     key=lambda r: (r["flops"], r["model"]))
+    return ordered[::2], ordered[1::2]
+
+
+def refit(rows: list[dict], features: tuple[str, ...]) -> dict:
+    """A ranking model fitted on half of both CIFAR-10 sets (``refit_split``) and scored on the
+    other half, with its leave-one-out tau on the half it was fitted on and its tau on the
+    ImageNet RegNets."""
+    fit, held = ([r for r in part if ranking.available(r, features)]
+                 for part in refit_split(rows))
+    if len(fit) <= len(features) + 1:
+        return {}
+    model = ranking_of(fit, features)
+    cost = sum(mean_seconds(held, c) for c in cost_columns(features))
+    result = scored(held, [model.score(ranking.features(r, features)) for r in held], cost)
+    regnets = [r for r in rows if r["set"] == "imagenet_regnet" and ranking.available(r, features)]
+    return result and {**result, "tuning": tuning_tau(fit, features),
+                       "imagenet_regnet_kendall_tau": round(kendall(
+                           [-r["top1_error"] for r in regnets],
+                           [model.score(ranking.features(r, features)) for r in regnets]), 3)}
 
 
 def mean_seconds(rows: list[dict], column: str) -> float:
@@ -396,8 +465,8 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
         cost = ("zero_cost_seconds" if name in zero_cost.SCORES else
                 name.rsplit(":", 1)[0] + ":proxy_seconds" if ":" in name else
                 "proxy_seconds" if "proxy" in name or name == "sotl" else None)
-        for s in SETS:
-            part = [r for r in rows if r["set"] == s and r["model"] not in tune]
+        for s in PARTS:
+            part = held_out(rows, s, tune)
             result = scored(part, [r.get(name, math.nan) for r in part],
                             mean_seconds(part, cost) if cost else 0.0)
             if result:
@@ -409,8 +478,8 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
         if len(fit) <= len(features) + 1:
             continue
         fitted[name] = ranking_of(fit, features)
-        for s in SETS:
-            part = [r for r in rows if r["set"] == s and r["model"] not in tune]
+        for s in PARTS:
+            part = held_out(rows, s, tune)
             values = [fitted[name].score(ranking.features(r, features))
                       if ranking.available(r, features) else math.nan for r in part]
             cost = sum(mean_seconds(part, c) for c in cost_columns(features))
@@ -421,11 +490,17 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
         crossed = both_halves(rows, tune, features)
         if crossed:
             signals[name]["cifar10_both_halves"] = crossed
+        if refitted := refit(rows, features):
+            signals[name]["cifar10_refit_with_extra"] = refitted
     every_cifar10 = [r for r in rows if r["set"] == "cifar10"]
     for name in raw:
         if name in signals and (crossed := scored(
                 every_cifar10, [r.get(name, math.nan) for r in every_cifar10], 0.0)):
             signals[name]["cifar10_both_halves"] = crossed
+        held = refit_split(rows)[1]
+        if name in signals and (result := scored(
+                held, [r.get(name, math.nan) for r in held], 0.0)):
+            signals[name]["cifar10_refit_with_extra"] = result
         fit = [r for r in rows if r["model"] in tune and math.isfinite(r.get(name, math.nan))]
         if name in signals and len(fit) >= 3:
             signals[name]["tuning"] = {"n": len(fit), "kendall_tau": round(kendall(
@@ -434,7 +509,9 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
     zero_cost_noise = zero_cost_seed_noise(rows, runs, fitted, tune)
     return {"default": ranking.name(ranking.SIGNALS[ranking.DEFAULT_SIGNAL].features),
             "held_out": "cifar10: every other network in FLOPs order, starting with the second; "
-                        "imagenet_regnet: all (nothing is fitted on it)",
+                        "imagenet_regnet, cifar10_extra, imagenet_pycls: all (nothing is "
+                        "fitted on them); cifar10_with_extra: cifar10's held-out part and "
+                        "cifar10_extra; imagenet_with_pycls: imagenet_regnet and imagenet_pycls",
             "tuning_networks": sorted(tune),
             "proxy_seed_noise": {
                 "n": len(noise),
@@ -442,6 +519,12 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
                 if noise else None,
                 "networks": [r["model"] for r in rows if "proxy_seed1" in r]},
             "zero_cost_seed_noise": zero_cost_noise,
+            "noise_ceiling": {
+                "run_noise": RUN_NOISE,
+                **{part: noise_ceiling(held_out(rows, part, tune))
+                   for part in ("cifar10", "cifar10_extra", "cifar10_with_extra")},
+                "cifar10_both_halves": noise_ceiling(
+                    [r for r in rows if r["set"] == "cifar10"])},
             "fidelity_seeds": fidelity_seeds(nets, runs),
             "fitted": {name: dataclasses.asdict(m) for name, m in fitted.items()},
             "proxy": PROXY.to_dict(), "fidelities": FIDELITIES,
@@ -474,7 +557,8 @@ def main() -> None:
         print(f"{name:48s}", f"tune {sets['tuning']['kendall_tau']:+.2f} " if "tuning" in sets
               else " " * 11, "  ".join(
                   f"{s}: tau {v['kendall_tau']:+.2f} {v['kendall_tau_ci']} n={v['n']}"
-                  + (f" Y>X {v['y_over_x_pairs']}/5" if "y_over_x_pairs" in v else "")
+                  + (f" Y>X {v['y_over_x_pairs']}/{v['pairs_of_equal_flops']}"
+                     if "y_over_x_pairs" in v else "")
                   for s, v in sets.items() if s != "tuning"))
 
 
