@@ -34,8 +34,10 @@ def parse_count(text: str | float, what: str = "budget") -> int:
 
 def band(ceiling: int, ratio: float) -> tuple[int, int]:
     """The FLOPs range [ratio * ceiling, ceiling] of a design-space study."""
-    if not 0 < ratio <= 1:
-        raise ConfigError(f"band: must be a ratio in (0, 1], got {ratio}")
+    if not 0 < ratio < 1:
+        raise ConfigError(f"band: must be a ratio in (0, 1), got {ratio:g}"
+                          + " (a floor at the budget admits no network but one of exactly "
+                            "the budget)" * (ratio == 1))
     return round(ratio * ceiling), ceiling
 
 

@@ -201,8 +201,9 @@ def check_one_line_error(case: tuple, tmp: Path, capsys) -> None:
     before = snapshot(tmp)
     argv = [arg.replace("{tmp}", str(tmp)) for arg in command.split()]
     assert main(argv) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert out == ""  # not even the run folder a refused search would have had
     assert message in err and err.startswith(f"nas {argv[0]}: error: "), err
     assert snapshot(tmp) == before
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()

@@ -63,6 +63,8 @@ def test_band_of_a_budget():
     assert band(400_000_000, 0.9) == (360_000_000, 400_000_000)
     with pytest.raises(ConfigError, match="band"):
         band(400_000_000, 1.5)
+    with pytest.raises(ConfigError, match=r"in \(0, 1\), got 1 \(a floor at the budget"):
+        band(400_000_000, 1.0)
 
 
 def test_every_shipped_space_is_listed():
@@ -146,9 +148,10 @@ def test_violations_name_each_broken_bound_with_the_value():
     assert constraints.violations({"flops": 300e6, "stages": 4, "config": "{}"}) == []
 
 
-def test_an_impossible_budget_is_reported_with_the_smallest_network():
+def test_an_impossible_budget_is_reported_with_the_drawn_range():
     space = load_space("regnet")
-    with pytest.raises(Infeasible, match=r"no feasible network in \d+ draws; the smallest"):
+    with pytest.raises(Infeasible, match=r"no feasible network in \d+ draws; the drawn "
+                                         r"networks have flops \d+\.\d+MF to [\d.]+GF "):
         space.sample(10, constraints=constraints_for(space, "1MF"))
 
 
@@ -286,6 +289,7 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     (["--space", "regnet", "--budget", "1MF"], "no feasible network in"),
     (["--space", "regnet", "--band", "0.9"], "--band needs --budget"),
     (["--space", "regnet", "--budget", "400MF", "--band", "2"], "band: must be a ratio"),
+    (["--space", "regnet", "--budget", "400MF", "--band", "1"], "a floor at the budget admits"),
     (["--space", "nope"], "unknown space 'nope'; choose from anynet"),
     (["--space", "missing.yaml"], "missing.yaml: no such file"),
 ])

@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         name = f"{Path(settings.space).stem}-{settings.budget}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = args.out or Path("results") / name
     settings = dataclasses.replace(settings, data=_data_folder(settings.data)).check()
-    print(f"run folder: {run_dir}", flush=True)
     try:
         search(settings, run_dir, resume=bool(args.resume))
     except KeyboardInterrupt:  # a stopped run is still the last run; a refused one is not

@@ -59,6 +59,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         ray.shutdown()
         raise
     owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
+    print(f"run folder: {run_dir}", flush=True)  # once the settings and the folder are sound
     on_sigterm = signal.getsignal(signal.SIGTERM)
     if on_ray and not ray.is_initialized():
         start_ray(s)

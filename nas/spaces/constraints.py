@@ -43,7 +43,7 @@ class Constraints:
 
     def violations(self, costs: Mapping[str, float]) -> list[str]:
         """``flops 412.3MF, not flops <= 400MF``: each cost in ``costs`` outside its bounds."""
-        return [f"{m} {_value_text(m, costs[m])}, not {_bound_text(m, *self.bounds[m])}"
+        return [f"{m} {value_text(m, costs[m])}, not {_bound_text(m, *self.bounds[m])}"
                 for m in costs if m in self.bounds and not self.admits(m, costs[m])]
 
     def to_dict(self) -> dict[str, dict[str, float]]:
@@ -57,15 +57,15 @@ class Constraints:
                 f"{self.num_classes} classes")
 
 
-def _value_text(metric: str, value: float) -> str:
+def value_text(metric: str, value: float) -> str:
     return flops_text(value) if metric == "flops" else f"{value:g}"
 
 
 def _bound_text(metric: str, low: float, high: float) -> str:
     if low == high:
-        return f"{metric} = {_value_text(metric, low)}"
-    return " <= ".join([_value_text(metric, low)] * (low > 0) + [metric]
-                       + [_value_text(metric, high)] * (high < math.inf))
+        return f"{metric} = {value_text(metric, low)}"
+    return " <= ".join([value_text(metric, low)] * (low > 0) + [metric]
+                       + [value_text(metric, high)] * (high < math.inf))
 
 
 def constraints_for(space: Space, budget: str | None = None, ratio: float | None = None,

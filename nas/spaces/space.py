@@ -13,7 +13,6 @@ import numpy as np
 import yaml
 
 from nas.blocks import DEFAULT_FAMILY
-from nas.budget import flops_text
 from nas.config import Network
 from nas.cost.complexity import Complexity
 from nas.errors import ConfigError, NasError
@@ -25,7 +24,7 @@ from nas.generators import (
     stage_counts,
     stage_runs,
 )
-from nas.spaces.constraints import Constraints
+from nas.spaces.constraints import METRICS, Constraints, value_text
 from nas.spaces.costs import cached_complexity
 from nas.spaces.distributions import Param
 
@@ -133,14 +132,17 @@ class Space:
         limits = constraints or self.constraints
         rng = np.random.default_rng(seed)
         drawn = accepted = 0
-        smallest = invalid = None
+        bounded = [m for m in METRICS if m in limits.bounds]
+        spans: dict[str, list[float]] = {}  # each bounded cost's least and greatest drawn
+        invalid = None
         while accepted * 10_000 >= drawn or drawn < GIVE_UP_DRAWS:
             drawn += BATCH
             for values, net in self._candidates(rng, limits):
                 counted = cached_complexity(net, limits.resolution, limits.num_classes)
                 costs = counted.totals()
-                if smallest is None or costs["flops"] < smallest["flops"]:
-                    smallest = costs
+                for m in bounded:
+                    span = spans.setdefault(m, [costs[m], costs[m]])
+                    span[:] = min(span[0], costs[m]), max(span[1], costs[m])
                 if not limits.admits_costs(costs):
                     continue
                 try:
@@ -150,7 +152,7 @@ class Space:
                     continue
                 accepted += 1
                 yield Sample(values, net, counted)
-        raise Infeasible(self._infeasible(drawn, accepted, smallest, invalid, limits))
+        raise Infeasible(self._infeasible(drawn, accepted, spans, invalid, limits))
 
     def neighbour(self, rng: np.random.Generator, values: Mapping[str, Any],
                   constraints: Constraints | None = None, scale: float = 0.05
@@ -188,18 +190,18 @@ class Space:
         for i in np.flatnonzero((low <= counts) & (counts <= high)).tolist():
             yield rows[i], self._assemble(rows[i], stage_runs(widths[i]))
 
-    def _infeasible(self, drawn: int, accepted: int, smallest: dict | None,
+    def _infeasible(self, drawn: int, accepted: int, spans: dict[str, list[float]],
                     invalid: ConfigError | None, limits: Constraints) -> str:
         found = (f"only {accepted} feasible networks" if accepted else "no feasible network")
         found = f"space {self.name}: {found} in {drawn} draws"
-        if smallest is None:
+        if not spans:
             low, high = limits.bounds["stages"]
             return f"{found}: none has {low:g} to {high:g} stages"
         if invalid is not None and not accepted:
             return f"{found}: the networks within the constraints are invalid ({invalid})"
-        least = ", ".join(f"{m} {flops_text(v) if m == 'flops' else v}"
-                          for m, v in smallest.items())
-        return f"{found}; the smallest drawn network has {least} (constraints: {limits})"
+        ranges = ", ".join(f"{m} {value_text(m, lo)} to {value_text(m, hi)}"
+                           for m, (lo, hi) in spans.items())
+        return f"{found}; the drawn networks have {ranges} (constraints: {limits})"
 
 
 def _for_family(settings: dict[str, Any]) -> dict[str, Any]:
