@@ -83,7 +83,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "proxy_ground_truth_runs.csv"
 TRUTH = Path(os.environ.get("NAS_GROUND_TRUTH", ROOT.parent / "shared" / "ground_truth"))
-EXTRA = ROOT / "benchmarks" / "ground_truth"  # cifar10_extra: see its README
+EXTRA = ROOT / "benchmarks" / "ground_truth"  # cifar10_extra, imagenet_pycls: its README
 PROXY = proxy.ProxySettings(threads=1)
 FIDELITIES = {  # alternative proxies: name -> changed settings
     "proxy": {},  # the search's: width 0.25, 4 epochs on 5,000 images
@@ -97,7 +97,7 @@ NOISE = ("RegNetX-400MF", "RegNetY-400MF", "RegNetX-800MF", "resnext20_32x2d")  
 FIELDS = ("set", "model", "measure", "seed", "status", "reason", "seconds", *zero_cost.SCORES,
           "top1", "loss", "sotl")
 BOOTSTRAP = 2000
-RUN_NOISE = 0.15  # points of top-1 error between two full trainings (the ground truth's README)
+RUN_NOISE = 0.15  # sd of one full training's top-1 error, points (its README: 0.1 to 0.2)
 SETS = ("cifar10", "imagenet_regnet", "regnet_400mf", "cifar10_extra", "imagenet_pycls")
 COMBINED = {  # parts of several sets, held out and ranked together: name -> which rows
     "cifar10_with_extra": lambda r: r["set"] in ("cifar10", "cifar10_extra"),
@@ -511,7 +511,9 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
             "held_out": "cifar10: every other network in FLOPs order, starting with the second; "
                         "imagenet_regnet, cifar10_extra, imagenet_pycls: all (nothing is "
                         "fitted on them); cifar10_with_extra: cifar10's held-out part and "
-                        "cifar10_extra; imagenet_with_pycls: imagenet_regnet and imagenet_pycls",
+                        "cifar10_extra; imagenet_with_pycls: imagenet_regnet and imagenet_pycls; "
+                        "imagenet_regnets: the RegNets of both; cifar10_refit_with_extra: every "
+                        "other network of both CIFAR-10 sets in FLOPs order (refit on the rest)",
             "tuning_networks": sorted(tune),
             "proxy_seed_noise": {
                 "n": len(noise),

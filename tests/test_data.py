@@ -236,8 +236,9 @@ def test_a_wrong_md5_removes_the_archive(served, monkeypatch):
 def test_an_interrupted_download_leaves_nothing_and_the_next_load_completes(served):
     """Ctrl-C halfway, to a process of its own as a user's is: an interrupt may land inside
     the progress bar's lock and leave it held, which only that process ever shares."""
-    loading = subprocess.Popen([sys.executable, "-c", "from nas.evaluate import data; data.load()"],
-                               stderr=subprocess.PIPE, text=True)
+    load = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "  # also
+            "from nas.evaluate import data; data.load()")  # where the shell ignores SIGINT
+    loading = subprocess.Popen([sys.executable, "-c", load], stderr=subprocess.PIPE, text=True)
     served.halfway = lambda: loading.send_signal(signal.SIGINT)
     _, err = loading.communicate(timeout=120)
     assert loading.returncode != 0 and "KeyboardInterrupt" in err, err

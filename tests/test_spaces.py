@@ -20,6 +20,7 @@ from nas.errors import ConfigError
 from nas.network import build, complexity
 from nas.spaces import (
     Choice,
+    Constraints,
     Float,
     Infeasible,
     Int,
@@ -153,6 +154,15 @@ def test_an_impossible_budget_is_reported_with_the_drawn_range():
     with pytest.raises(Infeasible, match=r"no feasible network in \d+ draws; the drawn "
                                          r"networks have flops \d+\.\d+MF to [\d.]+GF "):
         space.sample(10, constraints=constraints_for(space, "1MF"))
+
+
+def test_infeasible_names_what_bound_rejected_the_draws():
+    space, stages = load_space("regnet"), Constraints({"stages": (4, 4)})
+    # a stage bound alone, with a few networks accepted: no drawn range, no stage complaint
+    assert space._infeasible(10240, 1, 5, {}, None, stages) == (
+        "space regnet: only 1 feasible networks in 10240 draws (constraints: stages = 4 at "
+        "224x224, 1000 classes)")
+    assert space._infeasible(10240, 0, 0, {}, None, stages).endswith(": none has 4 to 4 stages")
 
 
 def test_draws_follow_their_distributions():

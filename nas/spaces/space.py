@@ -131,13 +131,14 @@ class Space:
         """
         limits = constraints or self.constraints
         rng = np.random.default_rng(seed)
-        drawn = accepted = 0
+        drawn = accepted = staged = 0  # staged: draws with an admitted number of stages
         bounded = [m for m in METRICS if m in limits.bounds]
         spans: dict[str, list[float]] = {}  # each bounded cost's least and greatest drawn
         invalid = None
         while accepted * 10_000 >= drawn or drawn < GIVE_UP_DRAWS:
             drawn += BATCH
             for values, net in self._candidates(rng, limits):
+                staged += 1
                 counted = cached_complexity(net, limits.resolution, limits.num_classes)
                 costs = counted.totals()
                 for m in bounded:
@@ -152,7 +153,7 @@ class Space:
                     continue
                 accepted += 1
                 yield Sample(values, net, counted)
-        raise Infeasible(self._infeasible(drawn, accepted, spans, invalid, limits))
+        raise Infeasible(self._infeasible(drawn, accepted, staged, spans, invalid, limits))
 
     def neighbour(self, rng: np.random.Generator, values: Mapping[str, Any],
                   constraints: Constraints | None = None, scale: float = 0.05
@@ -190,18 +191,20 @@ class Space:
         for i in np.flatnonzero((low <= counts) & (counts <= high)).tolist():
             yield rows[i], self._assemble(rows[i], stage_runs(widths[i]))
 
-    def _infeasible(self, drawn: int, accepted: int, spans: dict[str, list[float]],
-                    invalid: ConfigError | None, limits: Constraints) -> str:
+    def _infeasible(self, drawn: int, accepted: int, staged: int,
+                    spans: dict[str, list[float]], invalid: ConfigError | None,
+                    limits: Constraints) -> str:
         found = (f"only {accepted} feasible networks" if accepted else "no feasible network")
         found = f"space {self.name}: {found} in {drawn} draws"
-        if not spans:
+        if not staged:  # only a stage bound rejects a draw before it is counted
             low, high = limits.bounds["stages"]
             return f"{found}: none has {low:g} to {high:g} stages"
         if invalid is not None and not accepted:
             return f"{found}: the networks within the constraints are invalid ({invalid})"
         ranges = ", ".join(f"{m} {value_text(m, lo)} to {value_text(m, hi)}"
                            for m, (lo, hi) in spans.items())
-        return f"{found}; the drawn networks have {ranges} (constraints: {limits})"
+        return f"{found}{'; the drawn networks have ' + ranges if ranges else ''} " \
+               f"(constraints: {limits})"
 
 
 def _for_family(settings: dict[str, Any]) -> dict[str, Any]:
