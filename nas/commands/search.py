@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir = args.out or Path("results") / name
     settings = dataclasses.replace(settings, data=_data_folder(settings.data)).check()
     try:
-        search(settings, run_dir, resume=bool(args.resume))
+        search(settings, run_dir, resume=bool(args.resume),
+               started=lambda folder: print(f"run folder: {folder}", flush=True))
     except KeyboardInterrupt:  # a stopped run is still the last run; a refused one is not
         _link_latest(Path(run_dir))
         if (Path(run_dir) / "study.journal").exists():

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,12 @@ CONNECT_TIMEOUT = 30.0  # seconds for the cluster at --address to answer
 STARTED = ("lock", "run.yaml", "study.journal")  # what a run that stopped as it started leaves
 
 
-def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
+def run(settings: SearchSettings, run_dir: Path, resume: bool = False,
+        started: Callable[[Path], None] = lambda run_dir: None) -> Path:
     """Search until ``settings.trials`` candidates are scored or time runs out. Candidates that
     the signal measures (zero-cost scores, proxy training) are scored by Ray actors; with a
-    signal of analytic counts alone they are scored here, without starting Ray."""
+    signal of analytic counts alone they are scored here, without starting Ray. ``started``
+    is called once the settings are checked and the run folder is owned."""
     import ray
 
     from nas.search.workers import Evaluator
@@ -59,7 +62,7 @@ def run(settings: SearchSettings, run_dir: Path, resume: bool = False) -> Path:
         ray.shutdown()
         raise
     owner = own_run_folder(run_dir, resume)  # noqa: F841 (held until the run ends)
-    print(f"run folder: {run_dir}", flush=True)  # once the settings and the folder are sound
+    started(run_dir)
     on_sigterm = signal.getsignal(signal.SIGTERM)
     if on_ray and not ray.is_initialized():
         start_ray(s)
