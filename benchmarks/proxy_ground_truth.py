@@ -374,8 +374,8 @@ def both_halves(rows: list[dict], tune: set[str], features: tuple[str, ...]) -> 
 
 def noise_ceiling(rows: list[dict], draws: int = 500) -> float:
     """The median Kendall tau that a perfect predictor of each network's expected error would
-    reach against errors published from one training run each, with ``RUN_NOISE`` between
-    runs: how far any signal could go on these networks."""
+    reach against errors published from one training run each, each off by ``RUN_NOISE``
+    (a standard deviation): how far any signal could go on these networks."""
     errors = np.array([r["top1_error"] for r in rows])
     rng = np.random.default_rng(0)
     return round(float(np.median([kendall(errors, errors + rng.normal(0, RUN_NOISE, len(errors)))
@@ -493,13 +493,13 @@ def summarize(nets: list[Truth], runs: dict[tuple, dict]) -> dict:
         if refitted := refit(rows, features):
             signals[name]["cifar10_refit_with_extra"] = refitted
     every_cifar10 = [r for r in rows if r["set"] == "cifar10"]
+    refit_held = refit_split(rows)[1]
     for name in raw:
         if name in signals and (crossed := scored(
                 every_cifar10, [r.get(name, math.nan) for r in every_cifar10], 0.0)):
             signals[name]["cifar10_both_halves"] = crossed
-        held = refit_split(rows)[1]
         if name in signals and (result := scored(
-                held, [r.get(name, math.nan) for r in held], 0.0)):
+                refit_held, [r.get(name, math.nan) for r in refit_held], 0.0)):
             signals[name]["cifar10_refit_with_extra"] = result
         fit = [r for r in rows if r["model"] in tune and math.isfinite(r.get(name, math.nan))]
         if name in signals and len(fit) >= 3:

@@ -142,8 +142,13 @@ class Space:
                 counted = cached_complexity(net, limits.resolution, limits.num_classes)
                 costs = counted.totals()
                 for m in bounded:
-                    span = spans.setdefault(m, [costs[m], costs[m]])
-                    span[:] = min(span[0], costs[m]), max(span[1], costs[m])
+                    value, span = costs[m], spans.get(m)
+                    if span is None:
+                        spans[m] = [value, value]
+                    elif value < span[0]:
+                        span[0] = value
+                    elif value > span[1]:
+                        span[1] = value
                 if not limits.admits_costs(costs):
                     continue
                 try:
